@@ -1,0 +1,39 @@
+"""Row problems: why a row was not sent, or not created, as data rather than exceptions.
+
+Each code is a stable, public kebab-case name: it appears in the results file's ``error_code``
+column and the README explains each one, so an ops person can filter on it in Excel.
+"""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    """Every row error code the importer writes; the README's troubleshooting table lists them."""
+
+    MISSING_IDENTITY = "missing-identity"
+    INVALID_EMAIL = "invalid-email"
+    RAGGED_ROW = "ragged-row"
+    NUMBER_TOO_LONG = "number-too-long"
+    INVALID_VALUE = "invalid-value"
+    DUPLICATE_IN_FILE = "duplicate-in-file"
+    ALREADY_EXISTS = "already-exists"
+    CREATED_BY_EARLIER_ATTEMPT = "created-by-earlier-attempt"
+    CREATED_BY_EARLIER_RUN = "created-by-earlier-run"
+    SERVER_REJECTED = "server-rejected"
+    SERVER_ERROR = "server-error"
+    RATE_LIMITED = "rate-limited"
+    NETWORK_ERROR = "network-error"
+    OUTCOME_UNKNOWN = "outcome-unknown"
+    AUTH_FAILED = "auth-failed"
+    RUN_STOPPED = "run-stopped"
+    NOT_SENT = "not-sent"
+
+
+@dataclass(frozen=True, slots=True)
+class RowProblem:
+    """One reason a row cannot be sent as it is; ``field`` names the API field when there is one."""
+
+    code: Code
+    message: str
+    field: str | None = None
