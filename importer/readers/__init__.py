@@ -1,0 +1,132 @@
+"""Open any export a person hands us as a ``Table``, choosing the reader from the file's content.
+
+The name is only a hint: a workbook saved as ``.csv`` is still read as a workbook, while a text
+file named ``.xlsx`` is refused, because it means the file is not what its sender thinks it is.
+"""
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from importer.errors import InputError
+from importer.readers.table import Table, column_letter
+from importer.readers.text import DELIMITER_NAMES, count_lines, read_text
+from importer.readers.workbook import check_zip, read_workbook
+
+__all__ = ["ReadOptions", "Table", "column_letter", "describe", "open_table"]
+
+HEAD_BYTES = 65_536
+WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"}
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
+FOREIGN_MAGIC = {
+    b"%PDF": "a PDF document",
+    b"\x89PNG": "a PNG image",
+    b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
+    b"\x1f\x8b": "a gzip archive",
+    b"Rar!": "a RAR archive",
+    b"7z\xbc\xaf": "a 7-Zip archive",
+}
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read the input; ``None`` means detect it."""
+
+    sheet: str | None = None
+    header_row: int | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+
+
+def open_table(path: Path, options: ReadOptions) -> Table:
+    """The file's headers and a stream of its data rows; raises ``InputError`` for anything else."""
+    head = _read_head(path)
+    kind = _sniff(path, head)
+    if kind in ("xlsx", "ods"):
+        check_zip(path)
+    if kind == "csv":
+        chunks, encoding, delimiter = read_text(path, head, options.encoding, options.delimiter)
+        detail = f"{encoding}, {DELIMITER_NAMES.get(delimiter, repr(delimiter))}-separated"
+        return Table(path, kind, chunks, header_row=options.header_row, strict_width=True,
+                     detail=detail, total_rows=count_lines(path))
+    chunks, offset, sheet, height = read_workbook(path, kind, options.sheet)
+    return Table(path, kind, chunks, header_row=options.header_row, column_offset=offset,
+                 detail=f"{kind.upper()}, sheet {sheet!r}", total_rows=height)
+
+
+def describe(table: Table) -> str:
+    """One line for the summary: what was read and how."""
+    return f"{table.path.name} ({table.detail}, headers on row {table.header_row})"
+
+
+def _read_head(path: Path) -> bytes:
+    try:
+        if path.is_dir():
+            raise InputError(f"{path}: is a folder, not a file; give the path of the export file")
+        with path.open("rb") as f:
+            head = f.read(HEAD_BYTES)
+    except FileNotFoundError as exc:
+        raise InputError(f"{path}: no such file; check the path") from exc
+    except PermissionError as exc:
+        raise InputError(f"{path}: permission denied; check the file's permissions") from exc
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if not head:
+        raise InputError(f"{path}: the file is empty; export the data again")
+    return head
+
+
+def _sniff(path: Path, head: bytes) -> str:
+    suffix = path.suffix.lower()
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return _zip_kind(path)
+    if head.startswith(OLE_MAGIC):
+        return _ole_kind(path)
+    for magic, what in FOREIGN_MAGIC.items():
+        if head.startswith(magic):
+            raise InputError(f"{path}: is {what}, not a spreadsheet export")
+    if head.lstrip()[:20].lower().startswith((b"<!doctype html", b"<html", b"<table")):
+        raise InputError(f"{path}: is an HTML page (some systems save HTML tables with a "
+                         "spreadsheet name); open it in a spreadsheet application and save it "
+                         "as XLSX or CSV")
+    if suffix in WORKBOOK_SUFFIXES:
+        if _looks_binary(head):
+            raise InputError(f"{path}: is not a readable {suffix} workbook (damaged, or not a "
+                             "spreadsheet at all); export or download it again")
+        raise InputError(f"{path}: is named {suffix} but holds plain text, not a workbook; if it "
+                         "is a CSV export, rename it to .csv")
+    return "csv"
+
+
+def _looks_binary(head: bytes) -> bool:
+    control = sum(1 for byte in head[:4096] if byte < 32 and byte not in b"\t\r\n\f")
+    return control > len(head[:4096]) // 100
+
+
+def _zip_kind(path: Path) -> str:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "mimetype" in names:
+                mimetype = archive.read("mimetype")[:100]
+                if mimetype.startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
+                    if b"encryption-data" in archive.read("META-INF/manifest.xml")[:1 << 20]:
+                        raise InputError(f"{path}: the workbook is password-protected; save a "
+                                         "copy without a password and import that")
+                    return "ods"
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise InputError(f"{path}: the workbook is damaged (truncated or not a complete file); "
+                         "export or download it again") from exc
+    if {"xl/workbook.xml", "xl/workbook.bin"} & names:
+        return "xlsx"
+    raise InputError(f"{path}: is a zip archive but not an Excel or LibreOffice workbook")
+
+
+def _ole_kind(path: Path) -> str:
+    data = path.read_bytes()
+    if ENCRYPTED_STREAM in data:
+        raise InputError(f"{path}: the workbook is password-protected; save a copy without a "
+                         "password and import that")
+    return "xls"

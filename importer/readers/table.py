@@ -1,0 +1,218 @@
+"""A table of text cells with spreadsheet row numbers, whatever format it was read from.
+
+Readers only turn bytes into rows of text; this module decides which row holds the headers and
+which rows are data. Rows move in batches because per-row objects cost more than the work done
+on each row, and because a bounded batch keeps memory flat however large the file is.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+
+from importer.errors import InputError
+from importer.problems import Code, RowProblem
+
+MAX_COLUMNS = 2000
+HEADER_SEARCH_ROWS = 30
+
+
+@dataclass(slots=True)
+class RawChunk:
+    """Consecutive rows as the format delivered them, numbered from ``first_row``."""
+
+    first_row: int
+    rows: list[list[str]]
+    cell_problems: dict[tuple[int, int], RowProblem] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class SourceBatch:
+    """Data rows after the header: every row has exactly one cell per header."""
+
+    rows: list[int]
+    cells: list[list[str]]
+    problems: dict[int, RowProblem] = field(default_factory=dict)
+    cell_problems: dict[tuple[int, int], RowProblem] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ReadStats:
+    """What the reader skipped, so the summary can account for every row of the file."""
+
+    rows_above_header: int = 0
+    empty_rows: int = 0
+
+
+def column_letter(index: int) -> str:
+    """Spreadsheet column name for a 0-based index: 0 -> A, 26 -> AA."""
+    name = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        name = chr(65 + rest) + name
+    return name
+
+
+class Table:
+    """Headers plus a one-pass stream of data-row batches."""
+
+    def __init__(
+        self,
+        path: Path,
+        kind: str,
+        chunks: Iterator[RawChunk],
+        *,
+        header_row: int | None,
+        column_offset: int = 0,
+        strict_width: bool = False,
+        detail: str = "",
+        total_rows: int | None = None,
+    ) -> None:
+        self.path = path
+        self.kind = kind
+        self.detail = detail
+        self.total_rows = total_rows
+        self.column_offset = column_offset
+        self.stats = ReadStats()
+        self._strict_width = strict_width
+        self._chunks = chunks
+        self._head = self._read_head(header_row)
+        self.header_row_explicit = header_row is not None
+        self.header_row = header_row or self._first_non_empty_row()
+        self.headers = self._headers_at(self.header_row)
+
+    def _read_head(self, header_row: int | None) -> list[RawChunk]:
+        """Buffer the first chunks so the header can be found (or moved) before streaming starts."""
+        wanted = max(header_row or 0, HEADER_SEARCH_ROWS)
+        head: list[RawChunk] = []
+        for chunk in self._chunks:
+            head.append(chunk)
+            if chunk.first_row + len(chunk.rows) > wanted:
+                break
+        return head
+
+    def _head_rows(self) -> Iterator[tuple[int, list[str]]]:
+        for chunk in self._head:
+            for i, cells in enumerate(chunk.rows):
+                yield chunk.first_row + i, cells
+
+    def _first_non_empty_row(self) -> int:
+        if not self._head:
+            raise InputError(f"{self.path}: has no rows at all (an empty sheet or file); export "
+                             "the data again")
+        for number, cells in self._head_rows():
+            if number > HEADER_SEARCH_ROWS:
+                break
+            if _has_text(cells):
+                return number
+        raise InputError(f"{self.path}: no header row found: the file has no text in its first "
+                         f"{HEADER_SEARCH_ROWS} rows")
+
+    def _headers_at(self, number: int) -> list[str]:
+        cells = next((cells for n, cells in self._head_rows() if n == number), None)
+        if cells is None or not _has_text(cells):
+            raise InputError(f"{self.path}: row {number} is empty, so it cannot hold the headers; "
+                             "set header_row to the row that shows the column names")
+        headers = [clean_header(c) for c in cells]
+        while headers and not headers[-1]:
+            headers.pop()
+        if len(headers) > MAX_COLUMNS:
+            raise InputError(f"{self.path}: the header row has {len(headers):,} columns, more than "
+                             f"the {MAX_COLUMNS:,} a contact export can have; check this is the "
+                             "right file")
+        return headers
+
+    def candidate_header_rows(self) -> Iterator[tuple[int, list[str]]]:
+        """Rows near the top that could hold the headers (when row 1 is a title, say)."""
+        for number, cells in self._head_rows():
+            if number > HEADER_SEARCH_ROWS:
+                return
+            if number != self.header_row and _has_text(cells):
+                yield number, [clean_header(c) for c in cells]
+
+    def use_header_row(self, number: int) -> None:
+        """Move the header to another buffered row (found by the mapping's column names)."""
+        self.headers = self._headers_at(number)
+        self.header_row = number
+
+    @property
+    def estimated_rows(self) -> int | None:
+        """Roughly how many rows lie below the header (for progress bars only)."""
+        if self.total_rows is None:
+            return None
+        return max(0, self.total_rows - self.header_row)
+
+    def column_label(self, index: int) -> str:
+        return column_letter(index + self.column_offset)
+
+    def batches(self) -> Iterator[SourceBatch]:
+        """Data rows below the header; call once."""
+        for number, cells in self._head_rows():
+            if number >= self.header_row:
+                break
+            if _has_text(cells):
+                self.stats.rows_above_header += 1
+            else:
+                self.stats.empty_rows += 1
+        below = (_rows_after(chunk, self.header_row) for chunk in self._head)
+        for chunk in chain(below, self._chunks):
+            batch = self._to_batch(chunk)
+            if batch.rows:
+                yield batch
+
+    def _to_batch(self, chunk: RawChunk) -> SourceBatch:
+        width = len(self.headers)
+        batch = SourceBatch([], [])
+        for i, cells in enumerate(chunk.rows):
+            number = chunk.first_row + i
+            if not _has_text(cells):
+                self.stats.empty_rows += 1
+                continue
+            index = len(batch.rows)
+            if len(cells) != width:
+                cells = self._fit(cells, width, number, index, batch)
+            batch.rows.append(number)
+            batch.cells.append(cells)
+        if chunk.cell_problems:
+            self._carry_cell_problems(chunk, batch)
+        return batch
+
+    def _fit(self, cells: list[str], width: int, number: int, index: int,
+             batch: SourceBatch) -> list[str]:
+        """Pad short rows; a long row with text past the last header is misaligned, not shifted."""
+        if len(cells) < width:
+            return cells + [""] * (width - len(cells))
+        extra = [c for c in cells[width:] if c.strip()]
+        if extra and self._strict_width:
+            batch.problems[index] = RowProblem(
+                Code.RAGGED_ROW,
+                f"row {number} has {len(cells)} cells but there are {width} headers, so its "
+                "values cannot be matched to columns (an unquoted delimiter inside a value?); "
+                "fix the row in the file",
+            )
+        return cells[:width]
+
+    def _carry_cell_problems(self, chunk: RawChunk, batch: SourceBatch) -> None:
+        index_of = {number: i for i, number in enumerate(batch.rows)}
+        for (local, col), problem in chunk.cell_problems.items():
+            index = index_of.get(chunk.first_row + local)
+            if index is not None and col < len(self.headers):
+                batch.cell_problems[(index, col)] = problem
+
+
+def _rows_after(chunk: RawChunk, header_row: int) -> RawChunk:
+    skip = max(0, header_row + 1 - chunk.first_row)
+    if not skip:
+        return chunk
+    problems = {(i - skip, col): p for (i, col), p in chunk.cell_problems.items() if i >= skip}
+    return RawChunk(chunk.first_row + skip, chunk.rows[skip:], problems)
+
+
+def clean_header(text: str) -> str:
+    """Header text as a person reads it: no BOM, no surrounding or non-breaking spaces."""
+    return text.replace("\ufeff", "").replace("\xa0", " ").strip()
+
+
+def _has_text(cells: list[str]) -> bool:
+    return any(c and not c.isspace() for c in cells)

@@ -1,0 +1,159 @@
+"""Delimited text exports: CSV, TSV, Excel's "Unicode text", legacy Windows-1252 files.
+
+Every cell stays text. The csv module is used rather than a type-inferring reader because it
+reports exact record boundaries (a quoted cell with a newline is one spreadsheet row) and never
+guesses that ``02134`` is a number or that ``NA`` is missing.
+"""
+
+import codecs
+import csv
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+
+from importer.errors import InputError
+from importer.readers.table import RawChunk
+
+CHUNK_ROWS = 4096
+MAX_CELL_CHARS = 1_048_576
+SAMPLE_BYTES = 65_536
+SCAN_BYTES = 1 << 20
+DELIMITERS = (",", ";", "\t", "|")
+DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+FALLBACK_ENCODINGS = ("utf-8", "cp1252")
+
+
+def detect_encoding(path: Path, head: bytes) -> str:
+    """BOM first, then the whole file must decode: a legacy byte at row 90,000 still counts."""
+    for bom, encoding in BOMS:
+        if head.startswith(bom):
+            return encoding
+    utf16 = _utf16_without_bom(head)
+    if utf16:
+        return utf16
+    if b"\x00" in head:
+        raise InputError(f"{path}: contains binary data (NUL bytes), not text; export the data "
+                         "as CSV or as a workbook")
+    for encoding in FALLBACK_ENCODINGS:
+        if _decodes(path, encoding):
+            return encoding
+    raise InputError(f"{path}: the text is neither UTF-8 nor Windows-1252; pass --encoding with "
+                     "the encoding it was saved in")
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """Text saved as UTF-16 without a BOM shows NULs in every other byte."""
+    sample = head[:4096]
+    if len(sample) < 8:
+        return None
+    even = sample[0::2].count(0) / len(sample[0::2])
+    odd = sample[1::2].count(0) / len(sample[1::2])
+    if odd > 0.3 and even < 0.05:
+        return "utf-16-le"
+    if even > 0.3 and odd < 0.05:
+        return "utf-16-be"
+    return None
+
+
+def _decodes(path: Path, encoding: str) -> bool:
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    with path.open("rb") as f:
+        while block := f.read(SCAN_BYTES):
+            if b"\x00" in block:
+                raise InputError(f"{path}: contains NUL bytes, so it is binary or damaged, not a "
+                                 "text export; export it again")
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError:
+                return False
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def detect_delimiter(sample: str, suffix: str) -> str:
+    """The delimiter that splits the most sample lines into the same number (> 1) of cells."""
+    lines = sample.splitlines()[:50]
+    best, best_score = None, (0, 0)
+    for delimiter in DELIMITERS:
+        counts = [len(row) for row in csv.reader(lines, delimiter=delimiter) if any(row)]
+        wide = [n for n in counts if n > 1]
+        if not wide:
+            continue
+        common = max(set(wide), key=wide.count)
+        score = (wide.count(common), common)
+        if score > best_score:
+            best, best_score = delimiter, score
+    if best is None:
+        return "\t" if suffix == ".tsv" else ","
+    return best
+
+
+def count_lines(path: Path) -> int:
+    """Physical lines: an upper bound on rows, cheap enough to drive a progress bar."""
+    lines = 0
+    last = b"\n"
+    with path.open("rb") as f:
+        while block := f.read(SCAN_BYTES):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
+
+
+def read_text(path: Path, head: bytes, encoding: str | None,
+              delimiter: str | None) -> tuple[Iterator[RawChunk], str, str]:
+    """Rows of a delimited text file, with the encoding and delimiter actually used."""
+    encoding = encoding or detect_encoding(path, head)
+    try:
+        sample = head[:SAMPLE_BYTES].decode(encoding, errors="ignore")
+    except LookupError as exc:
+        raise InputError(f"{path}: unknown encoding {encoding!r}; use a name such as utf-8, "
+                         "utf-16 or cp1252") from exc
+    _refuse_binary(path, sample)
+    delimiter = delimiter or detect_delimiter(sample.lstrip("\ufeff"), path.suffix.lower())
+    return _chunks(path, encoding, delimiter), encoding, delimiter
+
+
+def _refuse_binary(path: Path, sample: str) -> None:
+    control = sum(1 for ch in sample if ch < " " and ch not in "\t\r\n\f")
+    if "\x00" in sample or control > max(8, len(sample) // 100):
+        raise InputError(f"{path}: contains binary data, not text; export the data as CSV or "
+                         "as a workbook")
+
+
+def _chunks(path: Path, encoding: str, delimiter: str) -> Iterator[RawChunk]:
+    csv.field_size_limit(MAX_CELL_CHARS)
+    first_row = 1
+    with path.open(encoding=encoding, newline="") as f:
+        reader = csv.reader(f, delimiter=delimiter, quotechar='"', doublequote=True)
+        while True:
+            try:
+                rows = list(islice(reader, CHUNK_ROWS))
+            except csv.Error as exc:
+                raise InputError(_csv_error(path, first_row, reader.line_num, exc)) from exc
+            except UnicodeDecodeError as exc:
+                raise InputError(f"{path}: near line {reader.line_num + 1}, bytes that are not "
+                                 f"{encoding}; pass --encoding with the encoding the file was "
+                                 "saved in") from exc
+            if not rows:
+                return
+            if first_row == 1 and rows[0]:
+                rows[0][0] = rows[0][0].lstrip("\ufeff")
+            yield RawChunk(first_row, rows)
+            first_row += len(rows)
+
+
+def _csv_error(path: Path, first_row: int, line: int, exc: csv.Error) -> str:
+    if "field larger than field limit" in str(exc):
+        return (f"{path}: near line {line}, a cell holds more than {MAX_CELL_CHARS:,} characters; "
+                "a contact export never does, so the file is damaged or has an unclosed quote")
+    return f"{path}: near line {line}, the text cannot be split into cells ({exc}); fix that line"

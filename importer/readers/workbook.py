@@ -1,0 +1,184 @@
+"""Workbooks: XLSX, XLSM, XLS and ODS, read with calamine.
+
+calamine (python-calamine) is the one engine for every workbook format: it reads cached formula
+values, knows which numbers are dates, and is many times faster than openpyxl on large sheets.
+Before calamine sees a zipped workbook, every XML part is decompressed once under size limits and
+its prolog parsed with defusedxml, so zip bombs and entity bombs are refused, not expanded.
+"""
+
+import datetime as dt
+import zipfile
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+from typing import IO
+
+import python_calamine
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import ParseError, iterparse
+
+from importer.errors import InputError
+from importer.problems import Code, RowProblem
+from importer.readers.table import MAX_COLUMNS, RawChunk, column_letter
+
+CHUNK_ROWS = 4096
+MAX_ZIP_MEMBERS = 10_000
+MAX_UNCOMPRESSED = 2 << 30
+MAX_RATIO = 200
+RATIO_CHECK_ABOVE = 10 << 20
+EXACT_DIGITS = 15
+
+
+def check_zip(path: Path) -> None:
+    """Refuse zip and XML bombs before any parser allocates memory for them."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            _check_sizes(path, members)
+            for member in members:
+                if member.filename.endswith((".xml", ".rels")):
+                    with archive.open(member) as stream:
+                        _check_xml(path, member.filename, stream)
+    except zipfile.BadZipFile as exc:
+        raise InputError(f"{path}: the workbook is damaged (truncated or not a complete file); "
+                         "export or download it again") from exc
+
+
+def _check_sizes(path: Path, members: list[zipfile.ZipInfo]) -> None:
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise InputError(f"{path}: holds {len(members):,} parts, far more than any workbook; "
+                         "refusing to read it")
+    total = sum(m.file_size for m in members)
+    bomb = any(m.file_size > RATIO_CHECK_ABOVE and m.file_size > MAX_RATIO * max(1, m.compress_size)
+               for m in members)
+    if bomb or total > MAX_UNCOMPRESSED:
+        raise InputError(f"{path}: unpacks to {total / 2**20:,.0f} MB from "
+                         f"{path.stat().st_size / 2**20:,.1f} MB, the shape of a zip bomb, not a "
+                         "workbook; refusing to read it")
+
+
+def _check_xml(path: Path, name: str, stream: IO[bytes]) -> None:
+    """Parse only up to the root element (where a DTD must appear), then drain the rest.
+
+    Draining makes zipfile check each part's CRC and declared size, so a part cannot unpack
+    to more than the sizes checked above claimed.
+    """
+    try:
+        for _ in iterparse(stream, events=("start",), forbid_dtd=True):
+            break
+        while stream.read(1 << 20):
+            pass
+    except DefusedXmlException as exc:
+        raise InputError(f"{path}: {name} declares XML entities or a DTD (an entity bomb or an "
+                         "external reference); refusing to read it") from exc
+    except ParseError as exc:
+        raise InputError(f"{path}: {name} is not well-formed XML; the workbook is damaged, "
+                         "export it again") from exc
+
+
+def read_workbook(path: Path, kind: str,
+                  sheet: str | None) -> tuple[Iterator[RawChunk], int, str, int]:
+    """Rows of one sheet as text, its first column index, its name and its last row number."""
+    try:
+        book = python_calamine.CalamineWorkbook.from_path(str(path))
+        name = _choose_sheet(path, book, sheet)
+        data = book.get_sheet_by_name(name)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(_calamine_message(path, kind, exc)) from exc
+    if data.width > MAX_COLUMNS:
+        raise InputError(f"{path}: sheet {name!r} is {data.width:,} columns wide, more than the "
+                         f"{MAX_COLUMNS:,} a contact export can have; check this is the right file")
+    offset = data.start[1] if data.start else 0
+    height = data.end[0] + 1 if data.end else 0
+    return _chunks(path, data), offset, name, height
+
+
+def _choose_sheet(path: Path, book: python_calamine.CalamineWorkbook, wanted: str | None) -> str:
+    """By exact name, then case-insensitive name, then 1-based position; default: first visible."""
+    sheets = [m for m in book.sheets_metadata if m.typ == python_calamine.SheetTypeEnum.WorkSheet]
+    names = [m.name for m in sheets]
+    if wanted is None:
+        visible = [m.name for m in sheets if m.visible == python_calamine.SheetVisibleEnum.Visible]
+        if not (visible or names):
+            raise InputError(f"{path}: the workbook has no worksheets")
+        return (visible or names)[0]
+    if wanted in names:
+        return wanted
+    folded = [n for n in names if n.casefold() == wanted.strip().casefold()]
+    if folded:
+        return folded[0]
+    if wanted.strip().isdigit() and 1 <= int(wanted) <= len(names):
+        return names[int(wanted) - 1]
+    raise InputError(f"{path}: no sheet {wanted!r}; the sheets are: {', '.join(names)}")
+
+
+def _calamine_message(path: Path, kind: str, exc: Exception) -> str:
+    text = str(exc).lower()
+    if "password" in text or "encrypt" in text:
+        return (f"{path}: the workbook is password-protected; save a copy without a password "
+                "and import that")
+    return (f"{path}: cannot be read as {kind.upper()} ({str(exc)[:120]}); open it in a "
+            "spreadsheet application and save it again")
+
+
+def _chunks(path: Path, data: python_calamine.CalamineSheet) -> Iterator[RawChunk]:
+    offset = data.start[1] if data.start else 0
+    rows = iter(data.iter_rows())
+    first_row = 1
+    while True:
+        try:
+            block = list(islice(rows, CHUNK_ROWS))
+        except Exception as exc:
+            raise InputError(f"{path}: cannot read row {first_row}: {str(exc)[:120]}") from exc
+        if not block:
+            return
+        chunk = RawChunk(first_row, [])
+        for i, values in enumerate(block):
+            chunk.rows.append(_row_text(values, i, offset, first_row, chunk))
+        yield chunk
+        first_row += len(block)
+
+
+def _row_text(values: list[object], index: int, offset: int, first_row: int,
+              chunk: RawChunk) -> list[str]:
+    cells = [v if type(v) is str else cell_text(v) for v in values]
+    for col, value in enumerate(values):
+        if type(value) is float and value.is_integer() and abs(value) >= 10**EXACT_DIGITS:
+            chunk.cell_problems[(index, col)] = RowProblem(
+                Code.NUMBER_TOO_LONG,
+                f"cell {column_letter(col + offset)}{first_row + index} holds the number "
+                f"{value:.{EXACT_DIGITS}g}: more than {EXACT_DIGITS} digits, which a spreadsheet "
+                "cannot store exactly, so it is not sent rounded; format that column as Text and "
+                "enter the values again",
+            )
+    return cells
+
+
+def cell_text(value: object) -> str:
+    """The text a person sees in the cell (for the default formats calamine can tell apart)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        return format(value, f".{EXACT_DIGITS}g")
+    if isinstance(value, dt.datetime):
+        if value.microsecond:
+            return value.isoformat(timespec="milliseconds")
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return _duration_text(value)
+    return str(value)
+
+
+def _duration_text(value: dt.timedelta) -> str:
+    seconds = round(value.total_seconds())
+    sign = "-" if seconds < 0 else ""
+    hours, rest = divmod(abs(seconds), 3600)
+    return f"{sign}{hours}:{rest // 60:02d}:{rest % 60:02d}"
