@@ -1,0 +1,307 @@
+"""Command line: parse arguments, call one library function, render what it returns.
+
+Library errors become one line on stderr with the documented exit code; nothing here decides
+what happens to a row. Every line printed passes through ``_redact`` so the token cannot leak
+even if a server echoes it back.
+"""
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from importer import __version__
+from importer.client import Timeouts
+from importer.errors import ImporterError
+from importer.outcomes import Status
+from importer.progress import ProgressDisplay
+from importer.readers.text import DELIMITERS
+from importer.runner import TOKEN_ENV, RunOptions, RunSummary, run_import
+from importer.sandbox import DEFAULT_CUSTOM_FIELDS, Faults, Sandbox
+from importer.session import DEADLINES
+
+PROG = "routera-import"
+EXIT_OK, EXIT_ROWS, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
+DELIMITER_WORDS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "\\t": "\t"}
+EPILOG = """exit codes: 0 every row created, duplicate, invalid or rejected (ready in a dry run);
+1 some rows failed or were skipped; 2 nothing was sent (bad arguments, input or mapping);
+3 the run was stopped (the API refused the token, Ctrl-C or SIGTERM)"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.command(args)
+    except ImporterError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _error("interrupted before anything was sent")
+        return EXIT_USAGE
+    except Exception as exc:
+        _error(f"internal error ({type(exc).__name__}: {exc}); rows already sent are recorded "
+               "in the journal, so rerunning with --resume is safe; please report this")
+        return EXIT_ABORTED
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Import spreadsheet exports into the Routera CRM, every row "
+        "exactly once, with a results file that accounts for every row.", epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    _run_parser(commands)
+    _sandbox_parser(commands)
+    return parser
+
+
+def _run_parser(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser(
+        "run", help="import a CSV/TSV/XLSX/XLS/ODS export",
+        description="Map, validate and send every row of INPUT to POST /contacts, then write "
+        "a results file with one line per row.", epilog=EPILOG)
+    run.set_defaults(command=_run)
+    run.add_argument("input", type=Path, metavar="INPUT", help="the export to import")
+    run.add_argument("--mapping", type=Path, required=True, metavar="MAPPING.yaml",
+                     help="column mapping file (see the README's mapping reference)")
+    run.add_argument("--results", type=Path, metavar="PATH",
+                     help="results file: .csv, .xlsx or .jsonl (default: <input stem>.results.csv "
+                     "in the current folder)")
+    read = run.add_argument_group("reading the input")
+    read.add_argument("--sheet", metavar="NAME", help="workbook sheet: name or 1-based number "
+                      "(default: the mapping's sheet, else the first visible sheet)")
+    read.add_argument("--header-row", type=_positive_int, metavar="N",
+                      help="row that holds the headers (default: the mapping's, else the first "
+                      "non-empty row)")
+    read.add_argument("--encoding", metavar="NAME", help="text encoding of a CSV (default: "
+                      "detected: UTF-8, UTF-8 with BOM, UTF-16, Windows-1252)")
+    read.add_argument("--delimiter", type=_delimiter, metavar="CHAR",
+                      help="CSV delimiter: , ; tab | (default: detected)")
+    send = run.add_argument_group("sending")
+    send.add_argument("--api-url", metavar="URL", help="API base URL (default: "
+                      "$ROUTERA_API_URL, else https://api.routera.io); the token comes from "
+                      f"${TOKEN_ENV}")
+    send.add_argument("--sandbox", action="store_true",
+                      help="send to the built-in sandbox API (local SQLite), not the real API")
+    send.add_argument("--sandbox-db", type=Path, metavar="PATH",
+                      help="the sandbox's database file (default: .routera-sandbox.db)")
+    send.add_argument("--dry-run", action="store_true",
+                      help="map and validate every row, send nothing (rows that would be sent "
+                      "are 'ready')")
+    send.add_argument("--preview", type=_count, default=0, metavar="N",
+                      help="with --dry-run: print the first N request bodies")
+    send.add_argument("--concurrency", type=_positive_int, default=8, metavar="N",
+                      help="requests in flight at once (default: 8)")
+    send.add_argument("--rate-limit", type=_positive_float, metavar="N",
+                      help="at most N requests per second across all workers")
+    send.add_argument("--timeout", type=_timeouts, default=Timeouts(), metavar="SECONDS",
+                      help="read timeout, or CONNECT,READ (default: 5,30); a whole request may "
+                      "take at most their sum")
+    send.add_argument("--max-retries", type=_count, default=5, metavar="N",
+                      help="retries per row for 429, 5xx and connection errors (default: 5)")
+    again = run.add_argument_group("running again")
+    again.add_argument("--resume", action="store_true",
+                       help="keep the final outcomes of the earlier run into the same results "
+                       "file and send only the rest")
+    again.add_argument("--force", action="store_true",
+                       help="with --resume: resume even though the input or mapping changed")
+    again.add_argument("--retry-unknown", action="store_true",
+                       help="send rows whose earlier outcome is unknown even though they have no "
+                       "key the API can recognise (they may be created twice)")
+    report = run.add_argument_group("reporting")
+    report.add_argument("--strict", action="store_true",
+                        help="exit 1 when any row is invalid or rejected")
+    report.add_argument("--quiet", action="store_true",
+                        help="print only errors and the summary")
+
+
+def _sandbox_parser(commands: argparse._SubParsersAction) -> None:
+    sandbox = commands.add_parser(
+        "sandbox", help="serve the local sandbox API",
+        description="Serve the documented contacts API locally (SQLite), for trying the "
+        "importer without an account. Requests must carry the token in "
+        f"${TOKEN_ENV} (a random one is printed when it is not set).")
+    sandbox.set_defaults(command=_sandbox)
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sandbox.add_argument("--port", type=int, default=8765, help="port (default: 8765)")
+    sandbox.add_argument("--db", type=Path, default=Path(".routera-sandbox.db"),
+                         help="SQLite database file (default: .routera-sandbox.db)")
+    sandbox.add_argument("--custom-fields", default=",".join(DEFAULT_CUSTOM_FIELDS),
+                         metavar="A,B", help="custom fields the account accepts")
+    faults = sandbox.add_argument_group("fault injection (for testing the importer)")
+    faults.add_argument("--latency", type=float, default=0.0, metavar="SECONDS")
+    faults.add_argument("--rate-limit", type=_positive_float, metavar="N",
+                        help="answer 429 with Retry-After beyond N requests per second")
+    faults.add_argument("--fail-rate", type=_probability, default=0.0, metavar="P",
+                        help="answer 500 without storing")
+    faults.add_argument("--drop-rate", type=_probability, default=0.0, metavar="P",
+                        help="store, then drop the connection without answering")
+    faults.add_argument("--slow-rate", type=_probability, default=0.0, metavar="P",
+                        help="store, then answer only after --slow-seconds")
+    faults.add_argument("--slow-seconds", type=float, default=5.0, metavar="SECONDS")
+    faults.add_argument("--seed", type=int, help="random seed for reproducible faults")
+
+
+def _run(args: argparse.Namespace) -> int:
+    options = RunOptions(
+        input=args.input, mapping=args.mapping, results=args.results, sheet=args.sheet,
+        header_row=args.header_row, encoding=args.encoding, delimiter=args.delimiter,
+        concurrency=args.concurrency, timeouts=args.timeout, max_retries=args.max_retries,
+        rate_limit=args.rate_limit, dry_run=args.dry_run, preview=args.preview,
+        sandbox=args.sandbox, sandbox_db=args.sandbox_db, api_url=args.api_url,
+        resume=args.resume, force=args.force, retry_unknown=args.retry_unknown,
+        strict=args.strict,
+    )
+    stop = threading.Event()
+    display = ProgressDisplay(sys.stderr, quiet=args.quiet)
+    with _stop_on_signals(stop):
+        try:
+            summary = run_import(options, stop=stop, on_progress=display)
+        finally:
+            display.close()
+    _render(summary)
+    return summary.exit_code
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    faults = Faults(latency=args.latency, rate_limit=args.rate_limit, fail_rate=args.fail_rate,
+                    drop_rate=args.drop_rate, slow_rate=args.slow_rate,
+                    slow_seconds=args.slow_seconds, seed=args.seed)
+    fields = tuple(f.strip() for f in args.custom_fields.split(",") if f.strip())
+    printed_token = ""
+    if not token:
+        import secrets
+
+        token = printed_token = secrets.token_urlsafe(24)
+    stop = threading.Event()
+    try:
+        sandbox = Sandbox(args.db, token=token, host=args.host, port=args.port, faults=faults,
+                          fields=fields)
+    except OSError as exc:
+        _error(f"cannot serve on {args.host}:{args.port} ({exc.strerror or exc}); choose "
+               "another --port")
+        return EXIT_USAGE
+    with sandbox, _stop_on_signals(stop):
+        print(f"sandbox API at {sandbox.url} (database {args.db}); Ctrl-C to stop", flush=True)
+        if printed_token:
+            print(f"token for this sandbox: export {TOKEN_ENV}={printed_token}", flush=True)
+        stop.wait()
+    return EXIT_OK
+
+
+class _stop_on_signals:
+    """SIGINT/SIGTERM ask the run to stop; a second Ctrl-C also cuts requests in flight."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.previous: dict[int, object] = {}
+
+    def __enter__(self) -> "_stop_on_signals":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.stop.is_set():
+            DEADLINES.expire_all()
+        self.stop.set()
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _render(summary: RunSummary) -> None:
+    counts = summary.counts
+    lines = [f"{PROG}: {summary.input.name} -> {summary.results}"]
+    lines.append(f"  read      {summary.source}")
+    lines.append(f"  sent to   {summary.api}")
+    for status in Status:
+        if counts.get(status):
+            lines.append(f"  {status:<9} {counts[status]:>9,}")
+    rate = summary.rows / summary.duration if summary.duration > 0 else 0.0
+    lines.append(f"  rows      {summary.rows:>9,} in {summary.duration:.1f} s "
+                 f"({rate:,.0f} rows/s)")
+    skipped = []
+    if summary.empty_rows:
+        skipped.append(f"{summary.empty_rows:,} empty rows")
+    if summary.rows_above_header:
+        skipped.append(f"{summary.rows_above_header:,} rows above the header")
+    if skipped:
+        lines.append(f"  not data  {', '.join(skipped)}")
+    lines.extend(f"  note: {note}" for note in summary.notes)
+    for preview in summary.previews:
+        import json
+
+        lines.append(f"  preview row {preview['row']}: "
+                     f"{json.dumps(preview['body'], ensure_ascii=False)}")
+    if summary.stop_reason:
+        lines.append(f"  STOPPED: {summary.stop_reason}; rerun with --resume to continue")
+    lines.append(f"  exit      {summary.exit_code}")
+    print(_redact("\n".join(lines)), flush=True)
+
+
+def _error(message: str) -> None:
+    print(_redact(f"{PROG}: error: {message}"), file=sys.stderr, flush=True)
+
+
+def _redact(text: str) -> str:
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    return text.replace(token, "[token]") if len(token) >= 4 else text
+
+
+def _positive_int(text: str) -> int:
+    value = _count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = _positive_float(text) if text not in ("0", "0.0") else 0.0
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {text}")
+    return value
+
+
+def _timeouts(text: str) -> Timeouts:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) > 2:
+        raise argparse.ArgumentTypeError(f"expected SECONDS or CONNECT,READ, not {text!r}")
+    values = [_positive_float(p) for p in parts]
+    if len(values) == 1:
+        return Timeouts(connect=min(5.0, values[0]), read=values[0])
+    return Timeouts(connect=values[0], read=values[1])
+
+
+def _delimiter(text: str) -> str:
+    value = DELIMITER_WORDS.get(text.lower(), text)
+    if value not in DELIMITERS:
+        raise argparse.ArgumentTypeError(f"use one of , ; tab | (not {text!r})")
+    return value

@@ -1,0 +1,146 @@
+"""The journal: a crash-safe record of which rows went to the network and what came back.
+
+It sits next to the results file (``<results>.journal``). A row is journaled just before its
+first request leaves and again when its outcome is known, each line written straight to the
+file, so after a crash or kill the next run knows which rows may exist on the server although
+no answer was recorded. Only rows that were sent are journaled; everything else is decided
+again, identically, from the input.
+"""
+
+import hashlib
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from importer.errors import ResumeError
+from importer.outcomes import Outcome, Status
+from importer.problems import Code
+
+VERSION = 1
+CODES = {str(code) for code in Code}
+SYNC_EVERY = 1.0
+
+
+def journal_path(results: Path) -> Path:
+    return results.with_name(results.name + ".journal")
+
+
+def file_digest(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+@dataclass
+class Prior:
+    """What an earlier run into the same results file recorded."""
+
+    fingerprint: dict[str, object]
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    unknown: set[int] = field(default_factory=set)
+    complete: bool = False
+
+
+def load_prior(path: Path) -> Prior | None:
+    """Read a journal; a torn last line (a crash mid-write) is dropped, other damage refused."""
+    try:
+        with path.open("rb") as f:
+            lines = f.read().split(b"\n")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise ResumeError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except ValueError as exc:
+            if number == len(lines):
+                break
+            raise ResumeError(f"{path} line {number}: damaged; move the journal aside to start "
+                              "over (rows it recorded may then be sent again)") from exc
+    if not records or records[0].get("journal") != VERSION:
+        raise ResumeError(f"{path}: not a routera-import journal; move it aside")
+    return _replay(records)
+
+
+def _replay(records: list[dict]) -> Prior:
+    prior = Prior(records[0].get("fingerprint", {}))
+    for record in records[1:]:
+        if "send" in record:
+            prior.unknown.add(record["send"])
+        elif "row" in record:
+            outcome = _outcome(record)
+            prior.outcomes[outcome.row] = outcome
+            prior.unknown.discard(outcome.row)
+        elif "end" in record:
+            prior.complete = bool(record.get("complete"))
+    return prior
+
+
+def _outcome(record: dict) -> Outcome:
+    code = record.get("code", "")
+    return Outcome(record["row"], Status(record["status"]), record.get("id", ""),
+                   record.get("http"), Code(code) if code in CODES else code,
+                   record.get("error", ""))
+
+
+class Journal:
+    """Appends journal lines; safe to call from every worker thread."""
+
+    def __init__(self, path: Path, fingerprint: dict[str, object],
+                 carried: list[Outcome], unknown: set[int]) -> None:
+        """Start a fresh journal holding what an earlier run established (written atomically)."""
+        self.path = path
+        self._lock = threading.Lock()
+        self._last_sync = time.monotonic()
+        lines = [{"journal": VERSION, "fingerprint": fingerprint, "started": _now()}]
+        lines += [_record(o) for o in carried]
+        lines += [{"send": row} for row in sorted(unknown)]
+        temporary = path.with_name(path.name + ".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, b"".join(_line(x) for x in lines))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+
+    def sending(self, row: int) -> None:
+        self._write({"send": row})
+
+    def outcome(self, outcome: Outcome) -> None:
+        self._write(_record(outcome))
+
+    def close(self, complete: bool) -> None:
+        self._write({"end": _now(), "complete": complete})
+        with self._lock:
+            os.fsync(self._fd)
+            os.close(self._fd)
+
+    def _write(self, record: dict) -> None:
+        data = _line(record)
+        with self._lock:
+            os.write(self._fd, data)
+            if time.monotonic() - self._last_sync >= SYNC_EVERY:
+                os.fsync(self._fd)
+                self._last_sync = time.monotonic()
+
+
+def _record(outcome: Outcome) -> dict:
+    return {"row": outcome.row, "status": str(outcome.status), "id": outcome.id,
+            "http": outcome.http_status, "code": str(outcome.code), "error": outcome.error}
+
+
+def _line(record: dict) -> bytes:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,0 +1,103 @@
+"""What an earlier run into the same results file means for this one.
+
+Every run reads the journal left by the previous run into the same results file. When the
+input, mapping and endpoint are unchanged, row numbers still name the same records, and:
+
+- with ``--resume``, final outcomes (created, duplicate, invalid, rejected) are kept, not sent;
+- in any run, a row without a key the API deduplicates on (email, external_id, website_url) is
+  never sent twice: if an earlier run created it, it is reported as a duplicate of that record;
+  if an earlier run sent it and recorded no answer, it stays ``outcome-unknown`` unless
+  ``--retry-unknown`` is given;
+- rows with such a key are sent again when not kept: a repeat is answered with 409.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from importer.errors import ResumeError
+from importer.journal import Prior
+from importer.outcomes import FINAL, Outcome, Status
+from importer.problems import Code
+
+FINGERPRINT_NAMES = {
+    "input": "the input file",
+    "mapping": "the mapping file",
+    "endpoint": "the API endpoint",
+    "sheet": "the sheet",
+    "header_row": "the header row",
+    "encoding": "the encoding",
+    "delimiter": "the delimiter",
+}
+
+
+@dataclass
+class Plan:
+    """Per-row decisions drawn from an earlier run's journal (empty for a fresh run)."""
+
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    unknown_rows: set[int] = field(default_factory=set)
+    keep_final: bool = False
+    retry_unknown: bool = False
+
+    @classmethod
+    def fresh(cls) -> "Plan":
+        return cls()
+
+    def carried(self) -> list[Outcome]:
+        """Earlier outcomes the new journal must still know about."""
+        return [self.outcomes[row] for row in sorted(self.outcomes)]
+
+    def unknown(self) -> set[int]:
+        return set(self.unknown_rows)
+
+    def maybe_sent(self, row: int) -> bool:
+        """An earlier attempt may have created this row (sent, answer never recorded)."""
+        earlier = self.outcomes.get(row)
+        return row in self.unknown_rows or (
+            earlier is not None and earlier.code == Code.OUTCOME_UNKNOWN)
+
+    def settled(self, row: int, keyed: bool) -> Outcome | None:
+        """The row's outcome without sending it, or None when it must be sent."""
+        earlier = self.outcomes.get(row)
+        if self.keep_final and earlier is not None and earlier.status in FINAL:
+            return earlier
+        if keyed:
+            return None
+        if earlier is not None and _created(earlier):
+            return Outcome(row, Status.DUPLICATE, earlier.id, None, Code.CREATED_BY_EARLIER_RUN,
+                           f"created by an earlier run of this import (id {earlier.id}); "
+                           "not sent again")
+        if self.maybe_sent(row) and not self.retry_unknown:
+            return Outcome(row, Status.FAILED, "", None, Code.OUTCOME_UNKNOWN,
+                           "outcome unknown: an earlier run sent this row but recorded no "
+                           "answer; check the CRM, then use --retry-unknown to send it again")
+        return None
+
+
+def _created(outcome: Outcome) -> bool:
+    return outcome.status == Status.CREATED or outcome.code == Code.CREATED_BY_EARLIER_RUN
+
+
+def plan_for(prior: Prior | None, fingerprint: dict[str, object], journal: Path, *,
+             resume: bool, force: bool, retry_unknown: bool) -> tuple[Plan, str]:
+    """The plan for this run, and a note for the summary (empty when nothing to say)."""
+    if prior is None:
+        note = "nothing to resume: no earlier run of these results was found" if resume else ""
+        return Plan(retry_unknown=retry_unknown), note
+    changed = [FINGERPRINT_NAMES.get(k, k) for k in FINGERPRINT_NAMES
+               if prior.fingerprint.get(k) != fingerprint.get(k)]
+    if changed and resume and not force:
+        raise ResumeError(
+            f"cannot resume: {', '.join(changed)} changed since {journal.name} was written, so "
+            "its row numbers may name other records; rerun without --resume (or pass --force "
+            "to resume anyway)")
+    if changed and not resume:
+        return Plan(retry_unknown=retry_unknown), (
+            f"the earlier results were for a different run ({', '.join(changed)} changed); "
+            "starting fresh")
+    plan = Plan(dict(prior.outcomes), set(prior.unknown), keep_final=resume,
+                retry_unknown=retry_unknown)
+    done = sum(1 for o in prior.outcomes.values() if o.status in FINAL)
+    if resume:
+        return plan, f"resumed: {done:,} rows kept from the earlier run"
+    return plan, ""

@@ -1,0 +1,344 @@
+"""The import job: reader -> mapping -> validation -> delivery -> results, in one direction.
+
+``run_import`` is the library entry point the CLI and orchestrators (Airflow, a script) call. It
+never prints and never exits: it returns a ``RunSummary`` (with the exit code a scheduler
+should see) or raises an ``ImporterError`` before anything was sent.
+"""
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+from collections.abc import Mapping as EnvMapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+
+from importer.binding import BoundMapping, MappedBatch, bind
+from importer.client import DEFAULT_API_URL, ContactsClient, Target, Timeouts, check_base_url
+from importer.delivery import Delivery, RetryPolicy
+from importer.errors import ConfigError
+from importer.journal import Journal, file_digest, journal_path, load_prior
+from importer.lock import ResultsLock
+from importer.mapping import Mapping, load_mapping
+from importer.outcomes import IDENTITY_FIELDS, Outcome, Status
+from importer.readers import ReadOptions, Table, describe, open_table
+from importer.results import ResultsWriter, default_results_path, results_format
+from importer.resume import Plan, plan_for
+from importer.sandbox import Sandbox
+from importer.session import build_session
+from importer.throttle import Throttle
+from importer.validation import Validator, has_dedupe_key
+from importer.workers import Job, Workers
+
+TOKEN_ENV = "ROUTERA_API_TOKEN"
+URL_ENV = "ROUTERA_API_URL"
+PROGRESS_EVERY = 0.25
+REORDER_LIMIT = 20_000
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything a run needs; the CLI flags map one to one onto these."""
+
+    input: Path
+    mapping: Path
+    results: Path | None = None
+    sheet: str | None = None
+    header_row: int | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
+    concurrency: int = 8
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    max_retries: int = 5
+    rate_limit: float | None = None
+    dry_run: bool = False
+    preview: int = 0
+    sandbox: bool = False
+    sandbox_db: Path | None = None
+    api_url: str | None = None
+    resume: bool = False
+    force: bool = False
+    retry_unknown: bool = False
+    strict: bool = False
+
+
+@dataclass
+class Progress:
+    """A snapshot for progress displays, reported from the calling thread."""
+
+    done: int
+    counts: dict[Status, int]
+    elapsed: float
+    total: int | None
+
+
+@dataclass
+class RunSummary:
+    """What happened, for the CLI to render and a scheduler to act on."""
+
+    input: Path
+    results: Path
+    counts: dict[Status, int]
+    started: datetime
+    finished: datetime
+    source: str = ""
+    empty_rows: int = 0
+    rows_above_header: int = 0
+    notes: list[str] = field(default_factory=list)
+    stop_reason: str = ""
+    dry_run: bool = False
+    strict: bool = False
+    api: str = ""
+    previews: list[dict] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def duration(self) -> float:
+        return (self.finished - self.started).total_seconds()
+
+    @property
+    def exit_code(self) -> int:
+        """0 all rows settled, 1 some failed or skipped (or, with --strict, invalid or
+        rejected), 3 the run was stopped (bad token, signal)."""
+        if self.stop_reason:
+            return 3
+        if self.counts[Status.FAILED] or self.counts[Status.SKIPPED]:
+            return 1
+        if self.strict and (self.counts[Status.INVALID] or self.counts[Status.REJECTED]):
+            return 1
+        return 0
+
+
+def run_import(
+    options: RunOptions,
+    *,
+    stop: threading.Event | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    session: requests.Session | None = None,
+    environ: EnvMapping[str, str] | None = None,
+) -> RunSummary:
+    """Import ``options.input``; raises ``ImporterError`` (nothing sent) for unusable input."""
+    environ = os.environ if environ is None else environ
+    mapping = load_mapping(options.mapping)
+    table = open_table(options.input, ReadOptions(
+        sheet=options.sheet or mapping.sheet,
+        header_row=options.header_row or mapping.header_row,
+        encoding=options.encoding,
+        delimiter=options.delimiter,
+    ))
+    bound, note = bind(mapping, table)
+    results = _results_path(options)
+    with _api(options, mapping, environ) as (target, api_note), ResultsLock(results):
+        job = _Job(options, mapping, table, bound, results, target, stop or threading.Event())
+        if note:
+            job.summary.notes.append(note)
+        job.summary.api = api_note
+        return job.run(on_progress, session)
+
+
+def _results_path(options: RunOptions) -> Path:
+    path = options.results or default_results_path(options.input)
+    results_format(path)
+    if path.exists() and path.resolve() == options.input.resolve():
+        raise ConfigError(f"--results {path} is the input file itself; choose another path")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--results {path}: the folder {path.parent} does not exist")
+    return path
+
+
+@contextmanager
+def _api(options: RunOptions, mapping: Mapping,
+         environ: EnvMapping[str, str]) -> Iterator[tuple[Target | None, str]]:
+    """Where rows go: nowhere (dry run), the in-process sandbox, or the real API."""
+    if options.dry_run:
+        yield None, "dry run: nothing was sent"
+        return
+    token = environ.get(TOKEN_ENV, "").strip()
+    if options.sandbox:
+        token = token or secrets.token_urlsafe(24)
+        db = options.sandbox_db or Path(".routera-sandbox.db")
+        with Sandbox(db, token=token) as sandbox:
+            name = f"sandbox:{db.resolve()}/{mapping.object}"
+            yield (Target(sandbox.url, token, mapping.object, name),
+                   f"SANDBOX at {sandbox.url} (database {db}), not the real API")
+        return
+    url = check_base_url(options.api_url or environ.get(URL_ENV) or DEFAULT_API_URL)
+    if not token:
+        raise ConfigError(f"{TOKEN_ENV} is not set; export the API token first (or try "
+                          "--sandbox or --dry-run)")
+    if any(ch.isspace() or ord(ch) < 32 for ch in token):
+        raise ConfigError(f"{TOKEN_ENV} contains spaces or control characters; copy the token "
+                          "again")
+    yield Target(url, token, mapping.object), url
+
+
+class _Job:
+    """One run's state: the open results, the journal, the workers and the counts."""
+
+    def __init__(self, options: RunOptions, mapping: Mapping, table: Table,
+                 bound: BoundMapping, results: Path, target: Target | None,
+                 stop: threading.Event) -> None:
+        self.options = options
+        self.mapping = mapping
+        self.table = table
+        self.bound = bound
+        self.target = target
+        self.stop = stop
+        self.stop_reason = ""
+        self.validator = Validator(mapping.required_any, {
+            name: table.headers[i] for name, i in bound.column_of.items()})
+        self.summary = RunSummary(options.input, results, {}, _now(), _now(),
+                                  source=describe(table), dry_run=options.dry_run,
+                                  strict=options.strict)
+        self.seq = 0
+
+    def run(self, on_progress: Callable[[Progress], None] | None,
+            session: requests.Session | None) -> RunSummary:
+        self.on_progress = on_progress
+        self.last_progress = 0.0
+        plan, journal = self._start_journal()
+        self.writer = ResultsWriter(self.summary.results)
+        workers = self._workers(session, journal) if self.target else None
+        try:
+            for batch in self.table.batches():
+                mapped = self.bound.apply(batch)
+                self.validator.check(mapped)
+                self._route(mapped, plan, journal, workers)
+                self._progress()
+        finally:
+            if workers:
+                workers.finish(self._progress)
+            if journal:
+                journal.close(complete=not self.stop_reason)
+            self._finish()
+        return self.summary
+
+    def _start_journal(self) -> tuple[Plan, Journal | None]:
+        if self.target is None:
+            return Plan.fresh(), None
+        path = journal_path(self.summary.results)
+        fingerprint = self._fingerprint()
+        plan, note = plan_for(load_prior(path), fingerprint, path, resume=self.options.resume,
+                              force=self.options.force, retry_unknown=self.options.retry_unknown)
+        if note:
+            self.summary.notes.append(note)
+        return plan, Journal(path, fingerprint, plan.carried(), plan.unknown())
+
+    def _fingerprint(self) -> dict[str, object]:
+        """What must be unchanged for earlier results to still describe these rows."""
+        assert self.target is not None
+        return {
+            "input": file_digest(self.options.input),
+            "mapping": self.mapping.digest,
+            "sheet": self.options.sheet or self.mapping.sheet,
+            "header_row": self.table.header_row,
+            "encoding": self.options.encoding,
+            "delimiter": self.options.delimiter,
+            "endpoint": self.target.identity,
+        }
+
+    def _workers(self, session: requests.Session | None, journal: Journal | None) -> Workers:
+        assert self.target is not None and journal is not None
+        concurrency = max(1, self.options.concurrency)
+        session = session or build_session(self.target.base_url, concurrency)
+        client = ContactsClient(self.target, session, self.options.timeouts)
+        throttle = Throttle(self.options.rate_limit)
+        delivery = Delivery(client, RetryPolicy(self.options.max_retries), throttle, self.stop)
+        return Workers(delivery, journal, self.writer, concurrency, self.stop,
+                       on_stop=self._request_stop)
+
+    def _request_stop(self, reason: str) -> None:
+        if not self.stop_reason:
+            self.stop_reason = reason
+        self.stop.set()
+
+    def _route(self, mapped: MappedBatch, plan: Plan, journal: Journal | None,
+               workers: Workers | None) -> None:
+        """Decide each row's fate: settled here, or handed to the workers to send."""
+        identities = _identities(mapped)
+        for index, row in enumerate(mapped.rows):
+            seq, self.seq = self.seq, self.seq + 1
+            identity = identities[index]
+            problem = mapped.problems.get(index)
+            if problem is not None:
+                self.writer.add(seq, Outcome.from_problem(row, problem, identity))
+                continue
+            fields = mapped.fields(index)
+            if workers is None:
+                self._ready(seq, row, fields, identity)
+                continue
+            keyed = has_dedupe_key(fields)
+            settled = plan.settled(row, keyed)
+            if settled is None and self.stop.is_set():
+                settled = workers.delivery.stopped(row, keyed, plan.maybe_sent(row))
+            if settled is not None:
+                settled = replace(settled, identity=identity)
+                if journal:
+                    journal.outcome(settled)
+                self.writer.add(seq, settled)
+                continue
+            workers.submit(Job(seq, row, fields, identity, keyed, plan.maybe_sent(row)))
+            self.writer.wait_for_room(REORDER_LIMIT)
+
+    def _ready(self, seq: int, row: int, fields: dict[str, str],
+               identity: tuple[str, ...]) -> None:
+        if len(self.summary.previews) < self.options.preview:
+            self.summary.previews.append({"row": row, "body": {"fields": fields}})
+        self.writer.add(seq, Outcome(row, Status.READY, identity=identity))
+
+    def _progress(self) -> None:
+        now = time.monotonic()
+        if self.on_progress is None or now - self.last_progress < PROGRESS_EVERY:
+            return
+        self.last_progress = now
+        elapsed = (_now() - self.summary.started).total_seconds()
+        self.on_progress(Progress(self.writer.written, dict(self.writer.counts), elapsed,
+                                  self.table.estimated_rows))
+
+    def _finish(self) -> None:
+        summary = self.summary
+        summary.finished = _now()
+        summary.counts = dict(self.writer.counts)
+        interrupted = self.stop.is_set() and (summary.counts[Status.SKIPPED]
+                                              or summary.counts[Status.FAILED])
+        summary.stop_reason = self.stop_reason or (
+            "stopped before every row was sent (interrupted)" if interrupted else "")
+        summary.empty_rows = self.table.stats.empty_rows
+        summary.rows_above_header = self.table.stats.rows_above_header
+        if summary.rows == 0:
+            summary.notes.append("no data rows below the header: nothing to do")
+        self.writer.close(_summary_sheet(summary, self.mapping))
+
+
+def _identities(mapped: MappedBatch) -> list[tuple[str, ...]]:
+    """The columns that let a person find the row's record, for every row of the batch."""
+    columns = [mapped.values.get(name) for name in IDENTITY_FIELDS]
+    present = [c if c is not None else [None] * len(mapped.rows) for c in columns]
+    return [tuple(v or "" for v in values) for values in zip(*present, strict=True)]
+
+
+def _summary_sheet(summary: RunSummary, mapping: Mapping) -> dict[str, str]:
+    counts = {str(status): str(count) for status, count in summary.counts.items() if count}
+    return {
+        "input": str(summary.input),
+        "read as": summary.source,
+        "mapping": str(mapping.path),
+        "sent to": summary.api,
+        "started": summary.started.isoformat(timespec="seconds"),
+        "finished": summary.finished.isoformat(timespec="seconds"),
+        **counts,
+        "stopped": summary.stop_reason,
+        "notes": "; ".join(summary.notes),
+    }
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,275 @@
+"""A local stand-in for the contacts API, for trying the importer and for tests.
+
+It implements the documented contract (201 with a flat record, 400, 401, 409 on an active
+record with the same email, external_id or website_url) over real HTTP, stores records in
+SQLite so a rerun sees earlier records, and can inject the faults production APIs show:
+latency, rate limiting with Retry-After, 500s, connections dropped after the record was
+stored, and answers slower than the client's timeout.
+"""
+
+import json
+import random
+import sqlite3
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+SYSTEM_FIELDS = ("id", "created_at", "updated_at", "archived", "archived_by")
+STANDARD_FIELDS = ("external_id", "first_name", "last_name", "email", "phone", "company",
+                   "job_title", "city", "country", "website_url", "contact_owner")
+DEFAULT_CUSTOM_FIELDS = ("lead_source", "postal_code", "notes", "signup_date", "customer_tier",
+                         "source_system")
+IDENTITY = ("email", "first_name", "last_name")
+UNIQUE = ("email", "external_id", "website_url")
+MAX_BODY = 1 << 20
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Misbehaviour to inject; rates are probabilities per create request."""
+
+    latency: float = 0.0
+    rate_limit: float | None = None
+    fail_rate: float = 0.0
+    drop_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_seconds: float = 5.0
+    seed: int | None = None
+
+
+class Store:
+    """Contacts in SQLite; one lock makes check-then-insert atomic across request threads."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS contacts (id TEXT PRIMARY KEY, "
+                         "email_key TEXT, external_id TEXT, website_url TEXT, "
+                         "archived INTEGER NOT NULL DEFAULT 0, record TEXT NOT NULL)")
+        for name in ("email_key", "external_id", "website_url"):
+            self._db.execute(f"CREATE INDEX IF NOT EXISTS by_{name} ON contacts ({name})")
+        self._lock = threading.Lock()
+
+    def create(self, fields: dict[str, str]) -> tuple[dict[str, Any] | None, str, str]:
+        """The new record, or (None, clashing key, existing id)."""
+        keys = {"email_key": (fields.get("email") or "").casefold() or None,
+                "external_id": fields.get("external_id") or None,
+                "website_url": fields.get("website_url") or None}
+        with self._lock:
+            for column, value in keys.items():
+                if value is None:
+                    continue
+                found = self._db.execute(f"SELECT id FROM contacts WHERE {column} = ? AND "
+                                         "archived = 0 LIMIT 1", (value,)).fetchone()
+                if found:
+                    return None, column.replace("email_key", "email"), found[0]
+            record = _record(fields)
+            self._db.execute("INSERT INTO contacts VALUES (?, ?, ?, ?, 0, ?)",
+                             (record["id"], *keys.values(), json.dumps(record)))
+        return record, "", ""
+
+    def records(self) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM contacts ORDER BY rowid").fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _record(fields: dict[str, str]) -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    record: dict[str, Any] = {"id": str(uuid.uuid4()), "external_id": None, "created_at": now,
+                              "updated_at": now, "archived": False, "first_name": None,
+                              "last_name": None, "email": None, "contact_owner": None}
+    record.update(fields)
+    return record
+
+
+class _RateWindow:
+    """Requests accepted in the last second; beyond the limit the API answers 429."""
+
+    def __init__(self, limit: float | None) -> None:
+        self.limit = limit
+        self.times: deque[float] = deque()
+        self.lock = threading.Lock()
+
+    def admit(self) -> bool:
+        if not self.limit:
+            return True
+        with self.lock:
+            now = time.monotonic()
+            while self.times and now - self.times[0] >= 1.0:
+                self.times.popleft()
+            if len(self.times) >= self.limit:
+                return False
+            self.times.append(now)
+            return True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], store: Store, token: str, faults: Faults,
+                 fields: tuple[str, ...]) -> None:
+        super().__init__(address, _Handler)
+        self.store = store
+        self.token = token
+        self.faults = faults
+        self.allowed = set(STANDARD_FIELDS) | set(fields)
+        self.window = _RateWindow(faults.rate_limit)
+        self.random = random.Random(faults.seed)
+        self.random_lock = threading.Lock()
+        self.stats: dict[int, int] = {}
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients hanging up (deadlines, Ctrl-C) are normal here, not worth a traceback."""
+
+    def roll(self, rate: float) -> bool:
+        if rate <= 0:
+            return False
+        with self.random_lock:
+            return self.random.random() < rate
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the sandbox runs inside the importer, which never prints from the library."""
+
+    def do_GET(self) -> None:
+        if not self._authorised():
+            return
+        if self.path.split("?")[0].rstrip("/") != "/contacts":
+            self._send(404, {"error": "not found"})
+            return
+        self._send(200, {"data": self.server.store.records()})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            self.close_connection = True
+            self._send(413, {"error": "request body too large"})
+            return
+        body = self.rfile.read(length)
+        if self.path.rstrip("/") != "/contacts":
+            self._send(404, {"error": f"no such endpoint: {self.path}"})
+            return
+        if not self._authorised():
+            return
+        faults = self.server.faults
+        if faults.latency:
+            time.sleep(faults.latency)
+        if not self.server.window.admit():
+            self._send(429, {"error": "rate limit exceeded"}, {"Retry-After": "1"})
+            return
+        if self.server.roll(faults.fail_rate):
+            self._send(500, {"error": "internal server error (injected)"})
+            return
+        self._create(body)
+
+    def _create(self, body: bytes) -> None:
+        fields, error = self._fields(body)
+        if error:
+            self._send(400, {"error": error})
+            return
+        record, clash, existing = self.server.store.create(fields)
+        if record is None:
+            self._send(409, {"error": f"duplicate: an active contact with this {clash} exists",
+                             "field": clash, "id": existing})
+            return
+        faults = self.server.faults
+        if self.server.roll(faults.drop_rate):
+            self._drop()
+            return
+        if self.server.roll(faults.slow_rate):
+            time.sleep(faults.slow_seconds)
+        self._send(201, record)
+
+    def _fields(self, body: bytes) -> tuple[dict[str, str], str]:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return {}, "invalid JSON body"
+        if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
+            return {}, "the body must be a JSON object with a 'fields' object"
+        fields = data["fields"]
+        for name, value in fields.items():
+            if name in SYSTEM_FIELDS:
+                return {}, f"field '{name}' is set by the server and cannot be written"
+            if name not in self.server.allowed:
+                return {}, f"unknown field '{name}'"
+            if not isinstance(value, str):
+                return {}, f"field '{name}' must be a string"
+        if not any(fields.get(name) for name in IDENTITY):
+            return {}, "validation failed: one of email, first_name or last_name is required"
+        return fields, ""
+
+    def _authorised(self) -> bool:
+        if self.headers.get("Authorization") == f"Bearer {self.server.token}":
+            return True
+        self._send(401, {"error": "missing account context"})
+        return False
+
+    def _drop(self) -> None:
+        """Store, then hang up without answering: the client cannot know it worked."""
+        self.close_connection = True
+        self.wfile.flush()
+        self.connection.shutdown(2)
+        self.server.stats[0] = self.server.stats.get(0, 0) + 1
+
+    def _send(self, status: int, payload: dict[str, Any],
+              headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        self.server.stats[status] = self.server.stats.get(status, 0) + 1
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class Sandbox:
+    """The sandbox API on a background thread: ``with Sandbox(db, token) as api: api.url``."""
+
+    def __init__(self, db: Path, *, token: str, host: str = "127.0.0.1", port: int = 0,
+                 faults: Faults | None = None,
+                 fields: tuple[str, ...] = DEFAULT_CUSTOM_FIELDS) -> None:
+        self.store = Store(db)
+        self.server = _Server((host, port), self.store, token, faults or Faults(), fields)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                       name="sandbox", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def stats(self) -> dict[int, int]:
+        """Answers given, by HTTP status (0: connections dropped on purpose)."""
+        return dict(self.server.stats)
+
+    def __enter__(self) -> "Sandbox":
+        self.thread.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.store.close()
