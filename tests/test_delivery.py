@@ -1,0 +1,116 @@
+"""Retries and the ambiguity rule: a row is only re-sent when a repeat cannot create it twice."""
+
+import threading
+
+from importer.client import Attempt, Kind
+from importer.delivery import Delivery, RetryPolicy
+from importer.outcomes import Status
+from importer.problems import Code
+from importer.throttle import Throttle
+
+
+class Scripted:
+    """A client that answers with the given attempts, in order, and counts requests."""
+
+    def __init__(self, *attempts: Attempt) -> None:
+        self.attempts = list(attempts)
+        self.sent = 0
+
+    def create(self, fields: dict[str, str]) -> Attempt:
+        self.sent += 1
+        return self.attempts.pop(0)
+
+
+class RecordingThrottle(Throttle):
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.pauses: list[float] = []
+
+    def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+
+
+def deliver(client: Scripted, *, keyed: bool = True, retries: int = 3,
+            throttle: Throttle | None = None, maybe_sent: bool = False):
+    delivery = Delivery(client, RetryPolicy(retries, base_delay=0.001, max_retry_after=0.01),
+                        throttle or Throttle(None), threading.Event())
+    journaled = []
+    delivered = delivery.deliver(7, {"email": "a@x.io"}, keyed=keyed, maybe_sent=maybe_sent,
+                                 on_send=lambda: journaled.append(7))
+    assert journaled == [7]
+    return delivered
+
+
+def answered(status: int, retry_after: str | None = None, record_id: str = "") -> Attempt:
+    return Attempt(Kind.ANSWERED, status, record_id, f"HTTP {status} message", retry_after)
+
+
+AMBIGUOUS = Attempt(Kind.AMBIGUOUS, message="connection lost after sending")
+NOT_SENT = Attempt(Kind.NOT_SENT, message="could not connect")
+
+
+def test_created_after_retryable_errors() -> None:
+    client = Scripted(answered(503), NOT_SENT, answered(500), answered(201, record_id="c-9"))
+    outcome = deliver(client).outcome
+    assert (outcome.status, outcome.id, outcome.http_status) == (Status.CREATED, "c-9", 201)
+    assert client.sent == 4
+
+
+def test_a_keyed_row_is_resent_after_an_ambiguous_failure_and_409_means_we_made_it() -> None:
+    client = Scripted(AMBIGUOUS, answered(409))
+    outcome = deliver(client, keyed=True).outcome
+    assert (outcome.status, outcome.code) == (Status.DUPLICATE, Code.CREATED_BY_EARLIER_ATTEMPT)
+    assert "earlier attempt probably created it" in outcome.error
+
+
+def test_a_keyless_row_is_never_resent_after_an_ambiguous_failure() -> None:
+    client = Scripted(AMBIGUOUS, answered(201))
+    outcome = deliver(client, keyed=False).outcome
+    assert client.sent == 1
+    assert (outcome.status, outcome.code) == (Status.FAILED, Code.OUTCOME_UNKNOWN)
+    assert outcome.error.startswith("outcome unknown: check before re-sending")
+
+
+def test_plain_409_is_a_duplicate() -> None:
+    outcome = deliver(Scripted(answered(409, record_id="c-1"))).outcome
+    assert (outcome.status, outcome.code, outcome.id) == (Status.DUPLICATE, Code.ALREADY_EXISTS,
+                                                          "c-1")
+
+
+def test_400_is_rejected_without_retry() -> None:
+    client = Scripted(answered(400))
+    outcome = deliver(client).outcome
+    assert (outcome.status, outcome.code, outcome.error) == (
+        Status.REJECTED, Code.SERVER_REJECTED, "HTTP 400 message")
+    assert client.sent == 1
+
+
+def test_retries_run_out() -> None:
+    client = Scripted(*[answered(500)] * 4)
+    outcome = deliver(client, retries=3).outcome
+    assert (outcome.status, outcome.code, outcome.http_status) == (
+        Status.FAILED, Code.SERVER_ERROR, 500)
+    assert outcome.error == "HTTP 500 message (after 3 retries)"
+    assert client.sent == 4
+
+
+def test_429_retry_after_pauses_every_worker() -> None:
+    throttle = RecordingThrottle()
+    outcome = deliver(Scripted(answered(429, "7"), answered(201)), throttle=throttle).outcome
+    assert outcome.status == Status.CREATED
+    assert throttle.pauses == [0.01]
+
+
+def test_unauthorised_stops_the_run() -> None:
+    delivered = deliver(Scripted(answered(401)))
+    assert delivered.outcome.code == Code.AUTH_FAILED
+    assert delivered.stop_reason.startswith("the API refused the token (HTTP 401 Unauthorized)")
+
+
+def test_retry_after_is_parsed_and_bounded() -> None:
+    policy = RetryPolicy(max_retry_after=120)
+    assert policy.retry_after("3") == 3
+    assert policy.retry_after("999999") == 120
+    assert policy.retry_after("soon") is None
+    assert policy.retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0
+    assert policy.retry_after(None) is None

@@ -1,0 +1,67 @@
+"""Real exports (written by LibreOffice or shaped like Excel's) and hostile files, by folder.
+
+Each fixture has a ``.expected.json`` beside it; see ``fixtures/make_fixtures.py``.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from importer.readers import ReadOptions, open_table
+
+FIXTURES = Path(__file__).parent / "fixtures"
+READABLE = sorted((FIXTURES / "readable").glob("*.expected.json"))
+HOSTILE = sorted((FIXTURES / "hostile").glob("*.expected.json"))
+
+
+def _subject(expected: Path) -> Path:
+    return expected.with_name(expected.name.removesuffix(".expected.json"))
+
+
+def _read(path: Path, options: dict) -> tuple[list[str], dict[int, list[str]], set[int], int]:
+    table = open_table(path, ReadOptions(**options))
+    rows, ragged = {}, set()
+    for batch in table.batches():
+        for index, (row, cells) in enumerate(zip(batch.rows, batch.cells, strict=True)):
+            rows[row] = [c.strip() for c in cells]
+            if index in batch.problems:
+                ragged.add(row)
+    return table.headers, rows, ragged, table.stats.empty_rows
+
+
+@pytest.mark.parametrize("expected", READABLE, ids=lambda p: _subject(p).name)
+def test_readable_export_gives_what_a_person_sees(expected: Path) -> None:
+    spec = json.loads(expected.read_text(encoding="utf-8"))
+    headers, rows, ragged, empty = _read(_subject(expected), spec["options"])
+    assert headers == spec["headers"]
+    want = {r["row"]: r for r in spec["rows"]}
+    assert sorted(rows) == sorted(want)
+    for number, row in want.items():
+        if row.get("ragged"):
+            assert number in ragged
+        else:
+            cells = row.get("cells") or [row["values"][h] for h in headers]
+            assert rows[number] == cells, f"row {number}"
+    assert empty == spec["empty_rows_skipped"]
+
+
+@pytest.mark.parametrize("expected", HOSTILE, ids=lambda p: _subject(p).name)
+def test_hostile_file_is_refused_with_one_line_and_nothing_sent(expected: Path, cli, sandbox,
+                                                                tmp_path: Path) -> None:
+    spec = json.loads(expected.read_text(encoding="utf-8"))
+    path = _subject(expected)
+    mapping_file = tmp_path / "mapping.yaml"
+    mapping_file.write_text("version: 1\nfields:\n  email: Email\n", encoding="utf-8")
+    result = cli("run", path, "--mapping", mapping_file, "--api-url", sandbox.url,
+                 "--results", tmp_path / "out.csv")
+    if spec["problem"] == "no-data-rows":
+        assert result.code == 0
+        assert "nothing to do" in result.out
+    else:
+        assert result.code == 2, result.out
+        assert result.err.count("\n") == 1
+        assert result.err.startswith(f"routera-import: error: {path}: ")
+        assert "Traceback" not in result.err
+    assert sandbox.stats == {}
+    assert sandbox.store.records() == []
