@@ -300,7 +300,8 @@ class _Job:
             return
         self.last_progress = now
         elapsed = (_now() - self.summary.started).total_seconds()
-        self.on_progress(Progress(self.writer.written, dict(self.writer.counts), elapsed,
+        counts = dict(self.writer.counts)
+        self.on_progress(Progress(sum(counts.values()), counts, elapsed,
                                   self.table.estimated_rows))
 
     def _finish(self) -> None:
@@ -310,7 +311,7 @@ class _Job:
         interrupted = self.stop.is_set() and (summary.counts[Status.SKIPPED]
                                               or summary.counts[Status.FAILED])
         summary.stop_reason = self.stop_reason or (
-            "stopped before every row was sent (interrupted)" if interrupted else "")
+            "interrupted (Ctrl-C or SIGTERM) before every row was sent" if interrupted else "")
         summary.empty_rows = self.table.stats.empty_rows
         summary.rows_above_header = self.table.stats.rows_above_header
         if summary.rows == 0:

@@ -1,0 +1,257 @@
+"""Unattended nights: faults, retries, rate limits, kills, signals, resume and locks.
+
+Whatever happens, the invariants are the same: every data row appears once in the results,
+no record is created twice, and every stored record holds exactly the row's values.
+"""
+
+import csv
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from importer.journal import journal_path
+from importer.lock import ResultsLock
+from tests.conftest import TOKEN, read_results
+
+ROOT = Path(__file__).resolve().parent.parent
+MAPPING = """\
+version: 1
+fields:
+  external_id: Customer ID
+  first_name: First Name
+  last_name: Last Name
+  email: Email
+  postal_code: Zip
+"""
+
+
+def make_export(path: Path, rows: int, seed: int = 7) -> dict[str, dict[str, str]]:
+    """A CSV where every 5th row has no key the API deduplicates on; returns rows by name."""
+    rng = random.Random(seed)
+    expected = {}
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["Customer ID", "First Name", "Last Name", "Email", "Zip"])
+        for i in range(rows):
+            keyless = i % 5 == 0
+            row = {"external_id": "" if keyless else f"{i:06d}", "first_name": f"Zoë{i}",
+                   "last_name": f"Núñez{i}", "email": "" if keyless else f"p{i}@example.com",
+                   "postal_code": f"{rng.randint(0, 99999):05d}"}
+            writer.writerow(row.values())
+            expected[row["first_name"]] = {k: v for k, v in row.items() if v}
+    return expected
+
+
+def check_invariants(results: Path, api, expected: dict[str, dict[str, str]]) -> Counter:
+    """Every row once, nothing doubled, every record exact; returns (status, code) counts."""
+    rows = read_results(results)
+    assert sorted(int(r["row"]) for r in rows) == list(range(2, len(expected) + 2))
+    stored = api.store.records()
+    names = Counter(r["first_name"] for r in stored)
+    assert [n for n, c in names.items() if c > 1] == []
+    for record in stored:
+        fields = {k: v for k, v in record.items() if k in expected[record["first_name"]] or
+                  (v is not None and k not in ("id", "created_at", "updated_at", "archived",
+                                               "contact_owner"))}
+        assert fields == expected[record["first_name"]]
+    ids = {r["first_name"]: r["id"] for r in stored}
+    by_name = {r["first_name"]: r for r in rows}
+    for name, row in by_name.items():
+        keyed = "email" in expected[name]
+        if row["status"] == "created":
+            assert row["id"] == ids[name]
+        elif keyed:
+            assert row["status"] == "duplicate" and name in ids, row
+        else:
+            assert (row["status"], row["error_code"]) == ("failed", "outcome-unknown"), row
+    return Counter((r["status"], r["error_code"]) for r in rows)
+
+
+@pytest.fixture
+def export(tmp_path: Path):
+    (tmp_path / "m.yaml").write_text(MAPPING, encoding="utf-8")
+
+    def make(rows: int) -> tuple[Path, dict[str, dict[str, str]]]:
+        path = tmp_path / "export.csv"
+        return path, make_export(path, rows)
+
+    return make
+
+
+def test_faulty_server_ends_with_every_row_once_and_nothing_doubled(cli, make_sandbox, export,
+                                                                    tmp_path: Path) -> None:
+    api = make_sandbox(fail_rate=0.1, drop_rate=0.04, slow_rate=0.03, slow_seconds=1.2, seed=3)
+    path, expected = export(300)
+    result = cli("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", api.url,
+                 "--timeout", "0.4,0.4", "--concurrency", "16", "--results", tmp_path / "r.csv")
+    counts = check_invariants(tmp_path / "r.csv", api, expected)
+    assert api.stats[500] and api.stats[0], "the faults were injected"
+    assert counts[("duplicate", "created-by-earlier-attempt")] > 0
+    assert result.code == (1 if counts[("failed", "outcome-unknown")] else 0)
+
+
+def test_429_with_retry_after_loses_nothing(cli, make_sandbox, export, tmp_path: Path) -> None:
+    api = make_sandbox(rate_limit=40)
+    path, expected = export(120)
+    result = cli("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", api.url,
+                 "--concurrency", "16", "--results", tmp_path / "r.csv")
+    assert result.code == 0
+    assert api.stats[429] > 0
+    assert check_invariants(tmp_path / "r.csv", api, expected) == {("created", ""): 120}
+
+
+def test_client_rate_limit_stays_under_the_servers(cli, make_sandbox, export,
+                                                   tmp_path: Path) -> None:
+    api = make_sandbox(rate_limit=30)
+    path, _ = export(45)
+    result = cli("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", api.url,
+                 "--concurrency", "16", "--rate-limit", "25", "--results", tmp_path / "r.csv")
+    assert result.code == 0
+    assert api.stats == {201: 45}
+
+
+def test_32_workers_without_pool_warnings_or_proxy_leaks(cli, sandbox, export, tmp_path: Path,
+                                                         monkeypatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    path, expected = export(200)
+    result = cli("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", sandbox.url,
+                 "--concurrency", "32", "--results", tmp_path / "r.csv")
+    assert result.code == 0
+    assert "pool" not in result.err.lower()
+    assert check_invariants(tmp_path / "r.csv", sandbox, expected) == {("created", ""): 200}
+
+
+def _importer(*args: object) -> subprocess.Popen:
+    env = {**os.environ, "ROUTERA_API_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "importer", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_killed_three_times_then_resumed(make_sandbox, export, tmp_path: Path) -> None:
+    api = make_sandbox(latency=0.01, drop_rate=0.02, seed=5)
+    path, expected = export(400)
+    args = ("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", api.url,
+            "--concurrency", "4", "--results", tmp_path / "r.csv", "--resume", "--quiet")
+    rng = random.Random(11)
+    for _ in range(3):
+        process = _importer(*args)
+        time.sleep(rng.uniform(0.6, 1.2))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finished = _importer(*args)
+    out, err = finished.communicate(timeout=120)
+    assert finished.returncode in (0, 1), out + err
+    assert "Traceback" not in err
+    check_invariants(tmp_path / "r.csv", api, expected)
+
+
+def test_sigterm_skips_unsent_rows_and_resume_finishes(make_sandbox, export,
+                                                       tmp_path: Path) -> None:
+    api = make_sandbox(latency=0.05)
+    path, expected = export(150)
+    args = ("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", api.url,
+            "--concurrency", "2", "--results", tmp_path / "r.csv")
+    process = _importer(*args)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=30)
+    assert process.returncode == 3
+    assert "STOPPED: interrupted (Ctrl-C or SIGTERM) before every row was sent" in out
+    statuses = Counter(r["status"] for r in read_results(tmp_path / "r.csv"))
+    assert statuses["skipped"] > 0 and statuses["created"] > 0
+    assert sum(statuses.values()) == 150
+    finished = _importer(*args, "--resume")
+    finished.communicate(timeout=60)
+    assert finished.returncode == 0
+    assert check_invariants(tmp_path / "r.csv", api, expected) == {("created", ""): 150}
+
+
+def test_resume_refuses_a_changed_input_unless_forced(cli, sandbox, export,
+                                                      tmp_path: Path) -> None:
+    path, _ = export(5)
+    base = ("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", sandbox.url,
+            "--results", tmp_path / "r.csv")
+    assert cli(*base).code == 0
+    path.write_text(path.read_text(encoding="utf-8") + ",Late,,,\n", encoding="utf-8")
+    refused = cli(*base, "--resume")
+    assert refused.code == 2
+    assert refused.err == ("routera-import: error: cannot resume: the input file changed since "
+                           "r.csv.journal was written, so its row numbers may name other "
+                           "records; rerun without --resume (or pass --force to resume "
+                           "anyway)\n")
+    forced = cli(*base, "--resume", "--force")
+    assert forced.code == 0
+    assert [r["status"] for r in read_results(tmp_path / "r.csv")] == ["created"] * 6
+
+
+def test_a_second_run_on_the_same_results_is_refused(cli, sandbox, export,
+                                                     tmp_path: Path) -> None:
+    path, _ = export(3)
+    with ResultsLock(tmp_path / "r.csv"):
+        result = cli("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", sandbox.url,
+                     "--results", tmp_path / "r.csv")
+    assert result.code == 2
+    assert "another run (pid " in result.err
+    assert sandbox.stats == {}
+
+
+def test_unknown_keyless_rows_are_not_resent_until_asked(cli, sandbox, export,
+                                                         tmp_path: Path) -> None:
+    path, _ = export(3)
+    base = ("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", sandbox.url,
+            "--results", tmp_path / "r.csv")
+    assert cli(*base).code == 0
+    journal = journal_path(tmp_path / "r.csv")
+    lines = journal.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if not line.startswith(('{"row":2,', '{"row":3,', '{"end"'))]
+    journal.write_text("\n".join(kept) + '\n{"send":2}\n{"row":3,"sta', encoding="utf-8")
+    sandbox.store._db.execute("DELETE FROM contacts")
+    again = cli(*base, "--resume")
+    assert again.code == 1
+    rows = read_results(tmp_path / "r.csv")
+    assert [(r["row"], r["status"], r["error_code"]) for r in rows] == [
+        ("2", "failed", "outcome-unknown"), ("3", "created", ""), ("4", "created", "")]
+    assert len(sandbox.store.records()) == 1, "row 3's torn outcome was dropped, so resent"
+    assert cli(*base, "--resume", "--retry-unknown").code == 0
+    assert len(sandbox.store.records()) == 2
+
+
+def test_a_trickling_server_is_cut_off_by_the_deadline(cli, tmp_path: Path, export) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        for byte in b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}":
+            if stop.wait(0.2):
+                break
+            conn.send(bytes([byte]))
+        conn.close()
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    path = tmp_path / "one.csv"
+    path.write_text("First Name\nAda\n", encoding="utf-8")
+    (tmp_path / "one.yaml").write_text("version: 1\nfields:\n  first_name: First Name\n")
+    started = time.monotonic()
+    result = cli("run", path, "--mapping", tmp_path / "one.yaml", "--api-url",
+                 f"http://127.0.0.1:{listener.getsockname()[1]}", "--timeout", "0.5,0.5",
+                 "--results", tmp_path / "r.csv")
+    stop.set()
+    assert time.monotonic() - started < 5
+    rows = read_results(tmp_path / "r.csv")
+    assert (rows[0]["status"], rows[0]["error_code"]) == ("failed", "outcome-unknown")
+    assert "no complete answer within 1 s (deadline)" in rows[0]["error"]
+    assert result.code == 1
