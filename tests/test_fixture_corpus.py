@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from importer.readers import ReadOptions, open_table
+from importer.sandbox import Sandbox
+from tests.conftest import TOKEN, read_results
 
 FIXTURES = Path(__file__).parent / "fixtures"
 READABLE = sorted((FIXTURES / "readable").glob("*.expected.json"))
@@ -44,6 +46,42 @@ def test_readable_export_gives_what_a_person_sees(expected: Path) -> None:
             cells = row.get("cells") or [row["values"][h] for h in headers]
             assert rows[number] == cells, f"row {number}"
     assert empty == spec["empty_rows_skipped"]
+
+
+@pytest.mark.parametrize("expected", [p for p in READABLE if "duplicate" not in p.name],
+                         ids=lambda p: _subject(p).name)
+def test_every_created_record_holds_exactly_the_cells(expected: Path, cli,
+                                                      tmp_path: Path) -> None:
+    """Each header maps to a field col_<n>; the stored record must equal the sheet's cells."""
+    spec = json.loads(expected.read_text(encoding="utf-8"))
+    headers = spec["headers"]
+    names = [f"col_{i}" for i in range(len(headers))]
+    lines = ["version: 1", "fields:", "  first_name: {value: fixture}"]
+    lines += [f"  {name}: {json.dumps(header)}" for name, header in zip(names, headers,
+                                                                          strict=True)]
+    options = spec["options"]
+    if options["sheet"]:
+        lines.append(f"sheet: {options['sheet']}")
+    (tmp_path / "m.yaml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with Sandbox(tmp_path / "db", token=TOKEN, fields=tuple(names)) as api:
+        args = ["run", _subject(expected), "--mapping", tmp_path / "m.yaml", "--api-url", api.url,
+                "--results", tmp_path / "r.csv"]
+        if options["header_row"]:
+            args += ["--header-row", options["header_row"]]
+        result = cli(*args)
+        stored = api.store.records()
+    results = {int(r["row"]): r for r in read_results(tmp_path / "r.csv")}
+    by_id = {r["id"]: r for r in stored}
+    for row in spec["rows"]:
+        outcome = results[row["row"]]
+        if row.get("ragged"):
+            assert outcome["error_code"] == "ragged-row"
+            continue
+        assert outcome["status"] == "created", outcome
+        record = by_id[outcome["id"]]
+        sent = {h: record.get(n) or "" for h, n in zip(headers, names, strict=True)}
+        assert sent == row["values"], f"row {row['row']}"
+    assert result.code == 0
 
 
 @pytest.mark.parametrize("expected", HOSTILE, ids=lambda p: _subject(p).name)

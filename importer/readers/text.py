@@ -10,12 +10,14 @@ import csv
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
+from typing import TextIO
 
 from importer.errors import InputError
 from importer.readers.table import RawChunk
 
 CHUNK_ROWS = 4096
 MAX_CELL_CHARS = 1_048_576
+MAX_LINE_CHARS = 8 * MAX_CELL_CHARS
 SAMPLE_BYTES = 65_536
 SCAN_BYTES = 1 << 20
 DELIMITERS = (",", ";", "\t", "|")
@@ -134,12 +136,13 @@ def _chunks(path: Path, encoding: str, delimiter: str) -> Iterator[RawChunk]:
     csv.field_size_limit(MAX_CELL_CHARS)
     first_row = 1
     with path.open(encoding=encoding, newline="") as f:
-        reader = csv.reader(f, delimiter=delimiter, quotechar='"', doublequote=True)
+        reader = csv.reader(_bounded_lines(path, f), delimiter=delimiter, quotechar='"',
+                            doublequote=True)
         while True:
             try:
                 rows = list(islice(reader, CHUNK_ROWS))
             except csv.Error as exc:
-                raise InputError(_csv_error(path, first_row, reader.line_num, exc)) from exc
+                raise InputError(_csv_error(path, reader.line_num, exc)) from exc
             except UnicodeDecodeError as exc:
                 raise InputError(f"{path}: near line {reader.line_num + 1}, bytes that are not "
                                  f"{encoding}; pass --encoding with the encoding the file was "
@@ -152,7 +155,18 @@ def _chunks(path: Path, encoding: str, delimiter: str) -> Iterator[RawChunk]:
             first_row += len(rows)
 
 
-def _csv_error(path: Path, first_row: int, line: int, exc: csv.Error) -> str:
+def _bounded_lines(path: Path, f: TextIO) -> Iterator[str]:
+    """Lines of at most ``MAX_LINE_CHARS``: a file with no line breaks must not fill memory."""
+    readline = f.readline
+    while line := readline(MAX_LINE_CHARS):
+        if len(line) == MAX_LINE_CHARS and not line.endswith(("\n", "\r")):
+            raise InputError(f"{path}: holds a line longer than {MAX_LINE_CHARS:,} characters; "
+                             "a contact export never does, so the file is damaged or not an "
+                             "export")
+        yield line
+
+
+def _csv_error(path: Path, line: int, exc: csv.Error) -> str:
     if "field larger than field limit" in str(exc):
         return (f"{path}: near line {line}, a cell holds more than {MAX_CELL_CHARS:,} characters; "
                 "a contact export never does, so the file is damaged or has an unclosed quote")

@@ -23,7 +23,7 @@ from importer.readers.table import MAX_COLUMNS, RawChunk, column_letter
 
 CHUNK_ROWS = 4096
 MAX_ZIP_MEMBERS = 10_000
-MAX_UNCOMPRESSED = 2 << 30
+MAX_UNCOMPRESSED = 1 << 30
 MAX_RATIO = 200
 RATIO_CHECK_ABOVE = 10 << 20
 EXACT_DIGITS = 15
@@ -52,9 +52,10 @@ def _check_sizes(path: Path, members: list[zipfile.ZipInfo]) -> None:
     bomb = any(m.file_size > RATIO_CHECK_ABOVE and m.file_size > MAX_RATIO * max(1, m.compress_size)
                for m in members)
     if bomb or total > MAX_UNCOMPRESSED:
+        what = "the shape of a zip bomb" if bomb else "more than a workbook reader can hold"
         raise InputError(f"{path}: unpacks to {total / 2**20:,.0f} MB from "
-                         f"{path.stat().st_size / 2**20:,.1f} MB, the shape of a zip bomb, not a "
-                         "workbook; refusing to read it")
+                         f"{path.stat().st_size / 2**20:,.1f} MB, {what}; refusing to read it "
+                         "(save very large sheets as CSV)")
 
 
 def _check_xml(path: Path, name: str, stream: IO[bytes]) -> None:
