@@ -119,6 +119,7 @@ class _RateWindow:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 256
 
     def __init__(self, address: tuple[str, int], store: Store, token: str, faults: Faults,
                  fields: tuple[str, ...]) -> None:
