@@ -29,7 +29,7 @@ from importer.outcomes import IDENTITY_FIELDS, Outcome, Status
 
 COLUMNS = ("row", "status", "id", "http_status", "error", "error_code", *IDENTITY_FIELDS)
 FORMATS = (".csv", ".xlsx", ".jsonl")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = "=+-@\t\r"
 FLUSH_EVERY = 0.2
 STATUS_COLOURS = {
     Status.CREATED: "C6EFCE",
@@ -57,13 +57,20 @@ def results_format(path: Path) -> str:
 
 def neutralise(text: str) -> str:
     """Make Excel show a cell as the text it is instead of running it as a formula."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if text and text[0] in FORMULA_STARTS else text
 
 
 def cells(outcome: Outcome) -> list[object]:
     http = outcome.http_status if outcome.http_status is not None else ""
     return [outcome.row, str(outcome.status), outcome.id, http, outcome.error,
             str(outcome.code), *outcome.identity]
+
+
+def _csv_cells(outcome: Outcome) -> tuple[object, ...]:
+    """``cells`` with text neutralised; the columns a person or server can fill are checked."""
+    http = outcome.http_status if outcome.http_status is not None else ""
+    return (outcome.row, outcome.status, outcome.id, http, neutralise(outcome.error),
+            outcome.code, *map(neutralise, outcome.identity))
 
 
 class _Format(Protocol):
@@ -86,10 +93,15 @@ class ResultsWriter:
 
     def add(self, seq: int, outcome: Outcome) -> None:
         """Record the outcome of the ``seq``-th data row (0-based, in input order)."""
+        self.add_many([(seq, outcome)])
+
+    def add_many(self, outcomes: list[tuple[int, Outcome]]) -> None:
+        """Record several outcomes at once (a batch decided without the network)."""
         with self._cond:
-            self._pending[seq] = outcome
-            self.counts[outcome.status] += 1
-            if seq != self._next:
+            for seq, outcome in outcomes:
+                self._pending[seq] = outcome
+                self.counts[outcome.status] += 1
+            if self._next not in self._pending:
                 return
             ready = []
             while self._next in self._pending:
@@ -124,18 +136,18 @@ def _open_format(path: Path) -> _Format:
     try:
         if kind == ".xlsx":
             return _Xlsx(path)
-        stream = _private_text_file(path, encoding="utf-8-sig" if kind == ".csv" else "utf-8")
+        stream = _private_text_file(path)
     except OSError as exc:
         raise ConfigError(f"--results {path}: cannot be written ({exc.strerror or exc}); choose "
                           "another path") from exc
     return _Csv(stream) if kind == ".csv" else _Jsonl(stream)
 
 
-def _private_text_file(path: Path, encoding: str) -> io.TextIOWrapper:
+def _private_text_file(path: Path) -> io.TextIOWrapper:
     """Truncate-or-create, readable by the owner only (also when the file existed before)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)
-    return open(fd, "w", encoding=encoding, newline="")
+    return open(fd, "w", encoding="utf-8", newline="")
 
 
 class _Csv:
@@ -143,12 +155,12 @@ class _Csv:
 
     def __init__(self, stream: io.TextIOWrapper) -> None:
         self.stream = stream
+        stream.write("\ufeff")
         self.writer = csv.writer(stream)
         self.writer.writerow(COLUMNS)
 
     def write(self, outcomes: list[Outcome]) -> None:
-        self.writer.writerows(
-            [neutralise(c) if isinstance(c, str) else c for c in cells(o)] for o in outcomes)
+        self.writer.writerows(map(_csv_cells, outcomes))
 
     def flush(self, sync: bool) -> None:
         self.stream.flush()

@@ -2,13 +2,18 @@
 
 Checks record ``RowProblem``s on the batch; the first problem of a row is the one reported.
 Duplicates within the file are found here, in row order, rather than left to the API: that way
-the earlier row is always the one sent, whatever order concurrent requests finish in.
+the earlier row is always the one sent, whatever order concurrent requests finish in. Only rows
+that will be sent register their keys, so a repeat of an invalid row is still sent.
 """
 
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
 
 from importer.binding import MappedBatch
+from importer.keyindex import KeyIndex, fingerprints
 from importer.problems import Code, RowProblem
 
 DEDUPLICATED_KEYS = ("email", "external_id", "website_url")
@@ -34,7 +39,7 @@ class Validator:
     def __init__(self, required_any: Iterable[str], columns: dict[str, str]) -> None:
         self.required_any = tuple(required_any)
         self.columns = columns
-        self._seen: dict[str, dict[str, int]] = {name: {} for name in DEDUPLICATED_KEYS}
+        self._seen = {name: KeyIndex() for name in DEDUPLICATED_KEYS}
 
     def check(self, batch: MappedBatch) -> None:
         self._check_identity(batch)
@@ -43,8 +48,8 @@ class Validator:
 
     def _check_identity(self, batch: MappedBatch) -> None:
         present = [batch.values[name] for name in self.required_any if name in batch.values]
-        for index in range(len(batch.rows)):
-            if not any(column[index] for column in present):
+        for index, has_one in enumerate(map(any, zip(*present, strict=True))):
+            if not has_one:
                 batch.problems.setdefault(index, RowProblem(
                     Code.MISSING_IDENTITY,
                     f"no value for any of {self._described(self.required_any)}; the API needs "
@@ -61,25 +66,42 @@ class Validator:
                     Code.INVALID_EMAIL, f"email {email!r} is not an email address", "email"))
 
     def _check_duplicates(self, batch: MappedBatch) -> None:
-        keys = [(name, batch.values[name]) for name in DEDUPLICATED_KEYS if name in batch.values]
-        for index, row in enumerate(batch.rows):
-            if index in batch.problems:
-                continue
-            problem = self._repeat(keys, index)
+        """Only rows whose key repeats (earlier in the file or in this batch) are walked one by
+        one, in row order, because a repeat never registers its keys; all others are unique and
+        are registered at once."""
+        rows = np.array(batch.rows, dtype=np.int32)
+        eligible = np.ones(len(rows), dtype=bool)
+        eligible[list(batch.problems)] = False
+        keys = [self._keys(name, batch, eligible) for name in DEDUPLICATED_KEYS
+                if name in batch.values]
+        suspects = np.zeros(len(rows), dtype=bool)
+        for key in keys:
+            suspects |= key.suspects
+        for index in np.flatnonzero(suspects).tolist():
+            problem = _repeat(keys, index, batch.rows[index])
             if problem:
                 batch.problems[index] = problem
-                continue
-            for name, column in keys:
-                if column[index]:
-                    self._seen[name][dedupe_key(name, column[index])] = row
+                eligible[index] = False
+        for key in keys:
+            fresh = eligible & (key.prints != 0)
+            unique_prints, first = np.unique(key.prints[fresh], return_index=True)
+            self._seen[key.name].add(unique_prints, rows[fresh][first])
 
-    def _repeat(self, keys: list[tuple[str, list[str | None]]], index: int) -> RowProblem | None:
-        for name, column in keys:
-            value = column[index]
-            earlier = value and self._seen[name].get(dedupe_key(name, value))
-            if earlier:
-                return RowProblem(Code.DUPLICATE_IN_FILE, f"same {name} as row {earlier}", name)
-        return None
+    def _keys(self, name: str, batch: MappedBatch, eligible: np.ndarray) -> "_KeyColumn":
+        values = batch.values[name]
+        if name == "email":
+            text = [dedupe_key(name, v) if v else "" for v in values]
+        else:
+            text = [v or "" for v in values]
+        prints = fingerprints(text)
+        earlier = self._seen[name].first_rows(prints)
+        candidates = eligible & (prints != 0)
+        _, inverse, counts = np.unique(prints[candidates], return_inverse=True,
+                                       return_counts=True)
+        repeated = np.zeros(len(prints), dtype=bool)
+        repeated[np.flatnonzero(candidates)[counts[inverse] > 1]] = True
+        suspects = candidates & ((earlier > 0) | repeated)
+        return _KeyColumn(name, prints, earlier, suspects, {})
 
     def _described(self, names: tuple[str, ...]) -> str:
         parts = []
@@ -87,3 +109,28 @@ class Validator:
             column = self.columns.get(name)
             parts.append(f"{name} (column {column!r})" if column else name)
         return ", ".join(parts)
+
+
+@dataclass
+class _KeyColumn:
+    """One deduplicated field of a batch: fingerprints, rows seen before, rows to walk."""
+
+    name: str
+    prints: np.ndarray
+    earlier: np.ndarray
+    suspects: np.ndarray
+    walked: dict[int, int]
+
+
+def _repeat(keys: list[_KeyColumn], index: int, row: int) -> RowProblem | None:
+    """In row order: the first key of this row seen before makes it a duplicate; otherwise its
+    keys are remembered for the rows after it."""
+    prints = [(key, int(key.prints[index])) for key in keys if key.prints[index]]
+    for key, fingerprint in prints:
+        first = int(key.earlier[index]) or key.walked.get(fingerprint)
+        if first:
+            return RowProblem(Code.DUPLICATE_IN_FILE, f"same {key.name} as row {first}",
+                              key.name)
+    for key, fingerprint in prints:
+        key.walked[fingerprint] = row
+    return None

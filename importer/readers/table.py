@@ -215,4 +215,8 @@ def clean_header(text: str) -> str:
 
 
 def _has_text(cells: list[str]) -> bool:
-    return any(c and not c.isspace() for c in cells)
+    """A loop rather than any(): almost every row returns at its first cell, with no generator."""
+    for cell in cells:  # noqa: SIM110
+        if cell and not cell.isspace():
+            return True
+    return False
