@@ -130,8 +130,12 @@ class _Server(ThreadingHTTPServer):
         self.allowed = set(STANDARD_FIELDS) | set(fields)
         self.window = _RateWindow(faults.rate_limit)
         self.random = random.Random(faults.seed)
-        self.random_lock = threading.Lock()
+        self.lock = threading.Lock()
         self.stats: dict[int, int] = {}
+
+    def count(self, status: int) -> None:
+        with self.lock:
+            self.stats[status] = self.stats.get(status, 0) + 1
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Clients hanging up (deadlines, Ctrl-C) are normal here, not worth a traceback."""
@@ -139,12 +143,13 @@ class _Server(ThreadingHTTPServer):
     def roll(self, rate: float) -> bool:
         if rate <= 0:
             return False
-        with self.random_lock:
+        with self.lock:
             return self.random.random() < rate
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -153,10 +158,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if not self._authorised():
             return
-        if self.path.split("?")[0].rstrip("/") != "/contacts":
+        path = self.path.split("?")[0].rstrip("/")
+        if path == "/__stats":
+            self._send(200, {str(k): v for k, v in dict(self.server.stats).items()}, count=False)
+        elif path == "/contacts":
+            self._send(200, {"data": self.server.store.records()}, count=False)
+        else:
             self._send(404, {"error": "not found"})
-            return
-        self._send(200, {"data": self.server.store.records()})
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -229,12 +237,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.wfile.flush()
         self.connection.shutdown(2)
-        self.server.stats[0] = self.server.stats.get(0, 0) + 1
+        self.server.count(0)
 
     def _send(self, status: int, payload: dict[str, Any],
-              headers: dict[str, str] | None = None) -> None:
+              headers: dict[str, str] | None = None, count: bool = True) -> None:
         data = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        self.server.stats[status] = self.server.stats.get(status, 0) + 1
+        if count:
+            self.server.count(status)
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
