@@ -47,6 +47,7 @@ class BoundMapping:
                  source: str) -> None:
         self.mapping = mapping
         self.headers = headers
+        self.label = labels
         self._index = _HeaderIndex(mapping, headers, labels, source)
         self._fields = [self._bind(spec) for spec in mapping.fields]
         self.columns_used = sorted({c for f in self._fields for c in f.columns})

@@ -6,7 +6,9 @@ even if a server echoes it back.
 """
 
 import argparse
+import json
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -15,10 +17,13 @@ from pathlib import Path
 from types import FrameType
 
 from importer import __version__
+from importer.bootstrap import init_mapping
 from importer.client import Timeouts
 from importer.errors import ImporterError
+from importer.mapping_check import check_mapping
 from importer.outcomes import Status
 from importer.progress import ProgressDisplay
+from importer.readers import ReadOptions
 from importer.readers.text import DELIMITERS
 from importer.runner import TOKEN_ENV, RunOptions, RunSummary, run_import
 from importer.sandbox import DEFAULT_CUSTOM_FIELDS, Faults, Sandbox
@@ -56,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     _run_parser(commands)
+    _init_parser(commands)
+    _check_parser(commands)
     _sandbox_parser(commands)
     return parser
 
@@ -118,6 +125,45 @@ def _run_parser(commands: argparse._SubParsersAction) -> None:
                         help="exit 1 when any row is invalid or rejected")
     report.add_argument("--quiet", action="store_true",
                         help="print only errors and the summary")
+    report.add_argument("--summary-json", type=Path, metavar="PATH",
+                        help="also write the run summary as JSON, for schedulers")
+
+
+def _read_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--sheet", metavar="NAME",
+                        help="workbook sheet: name or 1-based number")
+    parser.add_argument("--header-row", type=_positive_int, metavar="N",
+                        help="row that holds the headers (default: found automatically)")
+    parser.add_argument("--encoding", metavar="NAME", help="text encoding of a CSV")
+    parser.add_argument("--delimiter", type=_delimiter, metavar="CHAR",
+                        help="CSV delimiter: , ; tab |")
+
+
+def _init_parser(commands: argparse._SubParsersAction) -> None:
+    init = commands.add_parser(
+        "init", help="print a starting mapping for an export",
+        description="Read INPUT's headers, match them to the API's fields (external_id, "
+        "first_name, last_name, email, phone, company, job_title, city, country, website_url) "
+        "by name and common synonyms, and print a version 1 mapping to stdout. Columns that "
+        "match nothing are listed as comments.",
+        epilog="example: routera-import init export.xlsx > mappings/export.yaml")
+    init.set_defaults(command=_init)
+    init.add_argument("input", type=Path, metavar="INPUT", help="the export to read")
+    _read_arguments(init)
+    init.add_argument("--fields", default="", metavar="A,B,C",
+                      help="the account's custom field names, also matched against headers")
+
+
+def _check_parser(commands: argparse._SubParsersAction) -> None:
+    check = commands.add_parser(
+        "check-mapping", help="validate a mapping (against an export's headers when given)",
+        description="Validate MAPPING as `run` would, without sending anything; with INPUT, "
+        "also resolve every column against its headers and list the columns not imported.",
+        epilog="exit codes: 0 valid; 2 the mapping (or the input) has a problem")
+    check.set_defaults(command=_check)
+    check.add_argument("mapping", type=Path, metavar="MAPPING")
+    check.add_argument("input", type=Path, metavar="INPUT", nargs="?")
+    _read_arguments(check)
 
 
 def _sandbox_parser(commands: argparse._SubParsersAction) -> None:
@@ -165,7 +211,43 @@ def _run(args: argparse.Namespace) -> int:
         finally:
             display.close()
     _render(summary)
+    if args.summary_json:
+        _write_json(args.summary_json, summary.to_dict())
     return summary.exit_code
+
+
+def _init(args: argparse.Namespace) -> int:
+    custom = tuple(f.strip() for f in args.fields.split(",") if f.strip())
+    print(init_mapping(args.input, _read_options(args), custom), end="")
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    check = check_mapping(args.mapping, args.input, _read_options(args))
+    mapping = check.mapping
+    lines = [f"{args.mapping}: valid (version 1, object {mapping.object}, "
+             f"{len(mapping.fields)} fields, required_any {', '.join(mapping.required_any)})"]
+    if check.source:
+        lines.append(f"  against {check.source}:")
+    width = max(len(name) for name, _ in check.fields)
+    lines += [f"  {name:<{width}} <- {source}" for name, source in check.fields]
+    if check.unmatched:
+        lines.append(f"  not imported: {', '.join(check.unmatched)}")
+    lines += [f"  note: {note}" for note in check.notes]
+    print(_redact("\n".join(lines)))
+    return EXIT_OK
+
+
+def _read_options(args: argparse.Namespace) -> ReadOptions:
+    return ReadOptions(sheet=args.sheet, header_row=args.header_row, encoding=args.encoding,
+                       delimiter=args.delimiter)
+
+
+def _write_json(path: Path, data: dict[str, object]) -> None:
+    try:
+        path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        _error(f"--summary-json {path}: cannot be written ({exc.strerror or exc})")
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -176,8 +258,6 @@ def _sandbox(args: argparse.Namespace) -> int:
     fields = tuple(f.strip() for f in args.custom_fields.split(",") if f.strip())
     printed_token = ""
     if not token:
-        import secrets
-
         token = printed_token = secrets.token_urlsafe(24)
     stop = threading.Event()
     try:
@@ -237,8 +317,6 @@ def _render(summary: RunSummary) -> None:
         lines.append(f"  not data  {', '.join(skipped)}")
     lines.extend(f"  note: {note}" for note in summary.notes)
     for preview in summary.previews:
-        import json
-
         lines.append(f"  preview row {preview['row']}: "
                      f"{json.dumps(preview['body'], ensure_ascii=False)}")
     if summary.stop_reason:

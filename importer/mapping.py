@@ -51,6 +51,15 @@ class FieldSpec:
     template: str | None = None
     transforms: tuple[Transform, ...] = ()
     default: str | None = None
+    transform_names: tuple[str, ...] = ()
+
+    def source(self) -> str:
+        """Where the value comes from, in words (for check-mapping)."""
+        if self.value is not None:
+            return f"the value {self.value!r}"
+        if self.template is not None:
+            return f"the template {self.template!r}"
+        return "column " + " or ".join(repr(c) for c in self.columns)
 
 
 @dataclass(frozen=True)
@@ -212,6 +221,7 @@ class _Builder:
             template=self.template(keys.get("template"), name),
             transforms=self.transform_list(keys.get("transform"), name),
             default=self.optional_text(keys.get("default"), f"{name}.default"),
+            transform_names=self.transform_names(keys.get("transform")),
         )
 
     def columns(self, node: yaml.Node, name: str) -> tuple[str, ...]:
@@ -241,6 +251,13 @@ class _Builder:
             return ()
         items = node.value if isinstance(node, yaml.SequenceNode) else [node]
         return tuple(self.transform(item, name) for item in items)
+
+    def transform_names(self, node: yaml.Node | None) -> tuple[str, ...]:
+        if node is None:
+            return ()
+        items = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        return tuple(item.value if isinstance(item, yaml.ScalarNode) else
+                     f"{item.value[0][0].value}: ..." for item in items)
 
     def transform(self, node: yaml.Node, name: str) -> Transform:
         if isinstance(node, yaml.ScalarNode):

@@ -106,6 +106,19 @@ class RunSummary:
     def duration(self) -> float:
         return (self.finished - self.started).total_seconds()
 
+    def to_dict(self) -> dict[str, object]:
+        """The summary as JSON-ready data, for schedulers (``--summary-json``)."""
+        return {
+            "input": str(self.input), "results": str(self.results), "read_as": self.source,
+            "sent_to": self.api, "dry_run": self.dry_run,
+            "started": self.started.isoformat(timespec="seconds"),
+            "finished": self.finished.isoformat(timespec="seconds"),
+            "duration_seconds": round(self.duration, 3), "rows": self.rows,
+            "counts": {str(status): self.counts.get(status, 0) for status in Status},
+            "empty_rows": self.empty_rows, "rows_above_header": self.rows_above_header,
+            "notes": self.notes, "stop_reason": self.stop_reason, "exit_code": self.exit_code,
+        }
+
     @property
     def exit_code(self) -> int:
         """0 all rows settled, 1 some failed or skipped (or, with --strict, invalid or

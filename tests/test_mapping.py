@@ -1,8 +1,11 @@
 """The mapping file: what it accepts, what it refuses (with the line), and how it binds."""
 
+import json
 from pathlib import Path
 
+import jsonschema
 import pytest
+import yaml
 
 from importer.binding import bind
 from importer.errors import MappingError
@@ -115,3 +118,28 @@ fields:
                                "lead_source": "nightly-migration", "last_name": "LOVELACE"}
     assert batch.fields(1) == {"email": "b@x.io", "company": "Acme",
                                "lead_source": "nightly-migration"}
+
+
+SCHEMA = Path(__file__).parent.parent / "mappings" / "mapping.schema.json"
+EXAMPLES = sorted((Path(__file__).parent.parent / "mappings").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_example_mappings_are_valid_for_the_loader_and_the_editor_schema(example: Path) -> None:
+    load_mapping(example)
+    jsonschema.validate(yaml.safe_load(example.read_text(encoding="utf-8")),
+                        json.loads(SCHEMA.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("text", [
+    "version: 1\nfields:\n  email: {colum: E}\n",
+    "version: 1\nfields:\n  id: Customer ID\n",
+    "version: 1\nfields:\n  email: {column: E, value: x}\n",
+    "version: 1\nfields:\n  email: {column: E, transform: [lowr]}\n",
+    "version: 2\nfields:\n  email: E\n",
+    "version: 1\nfields: {}\n",
+])
+def test_the_editor_schema_refuses_what_the_loader_refuses(tmp_path: Path, text: str) -> None:
+    error(tmp_path, text)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(yaml.safe_load(text), json.loads(SCHEMA.read_text(encoding="utf-8")))

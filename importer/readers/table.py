@@ -123,6 +123,15 @@ class Table:
                              "right file")
         return headers
 
+    def top_rows(self) -> Iterator[tuple[int, list[str]]]:
+        """Non-empty rows near the top with their filled cells, to guess where headers are."""
+        for number, cells in self._head_rows():
+            if number > HEADER_SEARCH_ROWS:
+                return
+            filled = [clean_header(c) for c in cells if c and not c.isspace()]
+            if filled:
+                yield number, filled
+
     def candidate_header_rows(self) -> Iterator[tuple[int, list[str]]]:
         """Rows near the top that could hold the headers (when row 1 is a title, say)."""
         for number, cells in self._head_rows():

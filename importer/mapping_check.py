@@ -1,0 +1,53 @@
+"""What ``routera-import check-mapping`` reports: a mapping's validity, and its fit to a file."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from importer.binding import BoundMapping, bind
+from importer.mapping import FieldSpec, Mapping, load_mapping
+from importer.readers import ReadOptions, describe, open_table
+
+
+@dataclass
+class MappingCheck:
+    """A valid mapping and, when a file was given, where each field's value comes from."""
+
+    mapping: Mapping
+    source: str = ""
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def check_mapping(path: Path, input_path: Path | None,
+                  options: ReadOptions | None = None) -> MappingCheck:
+    """Raises ``MappingError`` (or ``InputError``) exactly as a run would, before sending."""
+    mapping = load_mapping(path)
+    options = options or ReadOptions()
+    check = MappingCheck(mapping)
+    if input_path is None:
+        check.fields = [(spec.name, _described(spec, None)) for spec in mapping.fields]
+        return check
+    table = open_table(input_path, ReadOptions(
+        sheet=options.sheet or mapping.sheet,
+        header_row=options.header_row or mapping.header_row,
+        encoding=options.encoding, delimiter=options.delimiter))
+    bound, note = bind(mapping, table)
+    check.source = describe(table)
+    check.notes = [note] if note else []
+    check.fields = [(spec.name, _described(spec, bound)) for spec in mapping.fields]
+    used = set(bound.columns_used)
+    check.unmatched = [h for i, h in enumerate(table.headers) if h and i not in used]
+    return check
+
+
+def _described(spec: FieldSpec, bound: BoundMapping | None) -> str:
+    text = spec.source()
+    if bound is not None and spec.name in bound.column_of:
+        index = bound.column_of[spec.name]
+        text = f"column {bound.headers[index]!r} ({bound.label(index)})"
+    if spec.transform_names:
+        text += f", then {', '.join(spec.transform_names)}"
+    if spec.default is not None:
+        text += f", default {spec.default!r}"
+    return text
