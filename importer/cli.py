@@ -260,13 +260,8 @@ def _sandbox(args: argparse.Namespace) -> int:
     if not token:
         token = printed_token = secrets.token_urlsafe(24)
     stop = threading.Event()
-    try:
-        sandbox = Sandbox(args.db, token=token, host=args.host, port=args.port, faults=faults,
-                          fields=fields)
-    except OSError as exc:
-        _error(f"cannot serve on {args.host}:{args.port} ({exc.strerror or exc}); choose "
-               "another --port")
-        return EXIT_USAGE
+    sandbox = Sandbox(args.db, token=token, host=args.host, port=args.port, faults=faults,
+                      fields=fields)
     with sandbox, _stop_on_signals(stop):
         print(f"sandbox API at {sandbox.url} (database {args.db}); Ctrl-C to stop", flush=True)
         if printed_token:

@@ -19,9 +19,9 @@ from pathlib import Path
 from importer.errors import ResumeError
 from importer.outcomes import Outcome, Status
 from importer.problems import Code
+from importer.results import CODES
 
 VERSION = 1
-CODES = {str(code) for code in Code}
 SYNC_EVERY = 1.0
 
 

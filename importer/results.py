@@ -20,17 +20,19 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.styles import Font, PatternFill
 
-from importer.errors import ConfigError
+from importer.errors import ConfigError, ResumeError
 from importer.outcomes import IDENTITY_FIELDS, Outcome, Status
+from importer.problems import Code
 
 COLUMNS = ("row", "status", "id", "http_status", "error", "error_code", *IDENTITY_FIELDS)
 FORMATS = (".csv", ".xlsx", ".jsonl")
 FORMULA_STARTS = "=+-@\t\r"
-FLUSH_EVERY = 0.2
+CODES = {str(code) for code in Code}
+SYNC_EVERY = 1.0
 STATUS_COLOURS = {
     Status.CREATED: "C6EFCE",
     Status.DUPLICATE: "DDEBF7",
@@ -73,6 +75,51 @@ def _csv_cells(outcome: Outcome) -> tuple[object, ...]:
             outcome.code, *map(neutralise, outcome.identity))
 
 
+def read_outcomes(path: Path) -> dict[int, Outcome]:
+    """Outcomes from an earlier results file, for resuming without a journal.
+
+    A last line cut short by a crash is dropped; neutralising apostrophes are taken off.
+    """
+    try:
+        rows = _read_rows(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ResumeError(f"{path}: cannot be read as earlier results ({exc})") from exc
+    outcomes = {}
+    for row in rows:
+        try:
+            outcome = _outcome_from(row)
+        except (KeyError, ValueError):
+            continue
+        outcomes[outcome.row] = outcome
+    return outcomes
+
+
+def _read_rows(path: Path) -> list[dict[str, object]]:
+    kind = results_format(path)
+    if kind == ".xlsx":
+        book = load_workbook(path, read_only=True)
+        values = list(book["Results"].iter_rows(values_only=True))
+        return [dict(zip(values[0], row, strict=False)) for row in values[1:]]
+    text = path.read_text(encoding="utf-8-sig")
+    if not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    if kind == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def _outcome_from(row: dict[str, object]) -> Outcome:
+    def text(name: str) -> str:
+        value = "" if row.get(name) is None else str(row[name])
+        return value[1:] if value[:1] == "'" and value[1:2] in FORMULA_STARTS else value
+
+    http = text("http_status")
+    code = text("error_code")
+    return Outcome(int(str(row["row"])), Status(text("status")), text("id"),
+                   int(http) if http else None, Code(code) if code in CODES else code,
+                   text("error"))
+
+
 class _Format(Protocol):
     def write(self, outcomes: list[Outcome]) -> None: ...
     def flush(self, sync: bool) -> None: ...
@@ -89,7 +136,7 @@ class ResultsWriter:
         self._pending: dict[int, Outcome] = {}
         self._next = 0
         self._cond = threading.Condition()
-        self._last_flush = time.monotonic()
+        self._last_sync = time.monotonic()
 
     def add(self, seq: int, outcome: Outcome) -> None:
         """Record the outcome of the ``seq``-th data row (0-based, in input order)."""
@@ -108,9 +155,10 @@ class ResultsWriter:
                 ready.append(self._pending.pop(self._next))
                 self._next += 1
             self._format.write(ready)
-            if time.monotonic() - self._last_flush >= FLUSH_EVERY:
-                self._format.flush(sync=False)
-                self._last_flush = time.monotonic()
+            sync = time.monotonic() - self._last_sync >= SYNC_EVERY
+            self._format.flush(sync=sync)
+            if sync:
+                self._last_sync = time.monotonic()
             self._cond.notify_all()
 
     def wait_for_room(self, limit: int) -> None:

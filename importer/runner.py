@@ -22,13 +22,18 @@ import requests
 from importer.binding import BoundMapping, MappedBatch, bind
 from importer.client import DEFAULT_API_URL, ContactsClient, Target, Timeouts, check_base_url
 from importer.delivery import Delivery, RetryPolicy
-from importer.errors import ConfigError
-from importer.journal import Journal, file_digest, journal_path, load_prior
+from importer.errors import ConfigError, ResumeError
+from importer.journal import Journal, Prior, file_digest, journal_path, load_prior
 from importer.lock import ResultsLock
 from importer.mapping import Mapping, load_mapping
 from importer.outcomes import IDENTITY_FIELDS, Outcome, Status
 from importer.readers import ReadOptions, Table, describe, open_table
-from importer.results import ResultsWriter, default_results_path, results_format
+from importer.results import (
+    ResultsWriter,
+    default_results_path,
+    read_outcomes,
+    results_format,
+)
 from importer.resume import Plan, plan_for
 from importer.sandbox import Sandbox
 from importer.session import build_session
@@ -246,11 +251,24 @@ class _Job:
             return Plan.fresh(), None
         path = journal_path(self.summary.results)
         fingerprint = self._fingerprint()
-        plan, note = plan_for(load_prior(path), fingerprint, path, resume=self.options.resume,
+        prior = load_prior(path)
+        if prior is None and self.options.resume and self.summary.results.exists():
+            prior = self._prior_from_results(path, fingerprint)
+        plan, note = plan_for(prior, fingerprint, path, resume=self.options.resume,
                               force=self.options.force, retry_unknown=self.options.retry_unknown)
         if note:
             self.summary.notes.append(note)
         return plan, Journal(path, fingerprint, plan.carried(), plan.unknown())
+
+    def _prior_from_results(self, journal: Path, fingerprint: dict[str, object]) -> Prior:
+        """Resume from the results file alone: allowed only with --force, because without the
+        journal nobody can tell whether the input changed or which rows were sent unanswered."""
+        if not self.options.force:
+            raise ResumeError(f"cannot resume: {journal.name} (the journal of the earlier run) "
+                              "is missing, so a changed input or rows sent without an answer "
+                              "cannot be detected; pass --force to resume from "
+                              f"{self.summary.results.name} alone")
+        return Prior(fingerprint, read_outcomes(self.summary.results))
 
     def _fingerprint(self) -> dict[str, object]:
         """What must be unchanged for earlier results to still describe these rows."""

@@ -8,6 +8,7 @@ stored, and answers slower than the client's timeout.
 """
 
 import json
+import os
 import random
 import sqlite3
 import threading
@@ -20,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from importer.errors import ConfigError
 
 SYSTEM_FIELDS = ("id", "created_at", "updated_at", "archived", "archived_by")
 STANDARD_FIELDS = ("external_id", "first_name", "last_name", "email", "phone", "company",
@@ -48,7 +51,16 @@ class Store:
     """Contacts in SQLite; one lock makes check-then-insert atomic across request threads."""
 
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        try:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+            self._setup()
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"sandbox database {path}: cannot be used ({exc}); choose another "
+                              "path with --sandbox-db / --db") from exc
+        self._lock = threading.Lock()
+
+    def _setup(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS contacts (id TEXT PRIMARY KEY, "
@@ -56,7 +68,6 @@ class Store:
                          "archived INTEGER NOT NULL DEFAULT 0, record TEXT NOT NULL)")
         for name in ("email_key", "external_id", "website_url"):
             self._db.execute(f"CREATE INDEX IF NOT EXISTS by_{name} ON contacts ({name})")
-        self._lock = threading.Lock()
 
     def create(self, fields: dict[str, str]) -> tuple[dict[str, Any] | None, str, str]:
         """The new record, or (None, clashing key, existing id)."""
@@ -260,7 +271,12 @@ class Sandbox:
                  faults: Faults | None = None,
                  fields: tuple[str, ...] = DEFAULT_CUSTOM_FIELDS) -> None:
         self.store = Store(db)
-        self.server = _Server((host, port), self.store, token, faults or Faults(), fields)
+        try:
+            self.server = _Server((host, port), self.store, token, faults or Faults(), fields)
+        except OSError as exc:
+            self.store.close()
+            raise ConfigError(f"the sandbox cannot listen on {host}:{port} "
+                              f"({exc.strerror or exc}); choose another --port") from exc
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
                                        name="sandbox", daemon=True)
 

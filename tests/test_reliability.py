@@ -255,3 +255,29 @@ def test_a_trickling_server_is_cut_off_by_the_deadline(cli, tmp_path: Path, expo
     assert (rows[0]["status"], rows[0]["error_code"]) == ("failed", "outcome-unknown")
     assert "no complete answer within 1 s (deadline)" in rows[0]["error"]
     assert result.code == 1
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".xlsx"])
+def test_resume_from_the_results_file_alone_needs_force(cli, sandbox, export, tmp_path: Path,
+                                                        suffix: str) -> None:
+    path, _ = export(5)
+    results = tmp_path / f"r{suffix}"
+    base = ("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", sandbox.url,
+            "--results", results)
+    assert cli(*base).code == 0
+    journal_path(results).unlink()
+    if suffix != ".xlsx":
+        text = results.read_text(encoding="utf-8")
+        results.write_text(text[: text.rstrip("\n").rfind("\n") + 12], encoding="utf-8")
+    refused = cli(*base, "--resume")
+    assert refused.code == 2
+    assert "is missing, so a changed input or rows sent without an answer cannot be detected; "\
+           f"pass --force to resume from r{suffix} alone" in refused.err
+    sent_before = sum(sandbox.stats.values())
+    resumed = cli(*base, "--resume", "--force")
+    assert resumed.code == 0
+    resent = sum(sandbox.stats.values()) - sent_before
+    assert resent == (0 if suffix == ".xlsx" else 1), "only the torn last row is sent again"
+    assert len(sandbox.store.records()) == 5
+    if suffix == ".csv":
+        assert [r["status"] for r in read_results(results)] == ["created"] * 4 + ["duplicate"]
