@@ -156,3 +156,10 @@ def test_text_values_are_sent_verbatim(tmp_path: Path, raw: str, sent: str) -> N
     path.write_text(f"Customer ID\tFirst Name\tLast Name\tEmail\tZip\n1\t{raw}\t\t\t\n",
                     encoding="utf-8")
     assert mapped(path, tmp_path)[0][1]["first_name"] == sent
+
+
+def test_excel_sep_hint_sets_the_delimiter_and_is_not_a_row(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_bytes("\ufeffsep=;\r\nCustomer ID;First Name;Last Name;Email;Zip\r\n"
+                     "1,5;Zoë;;;\r\n".encode("utf-8"))
+    assert mapped(path, tmp_path) == [(2, {"external_id": "1,5", "first_name": "Zoë"}, None)]

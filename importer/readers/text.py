@@ -7,6 +7,7 @@ guesses that ``02134`` is a number or that ``NA`` is missing.
 
 import codecs
 import csv
+import re
 from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
@@ -21,6 +22,7 @@ MAX_LINE_CHARS = 8 * MAX_CELL_CHARS
 SAMPLE_BYTES = 65_536
 SCAN_BYTES = 1 << 20
 DELIMITERS = (",", ";", "\t", "|")
+SEP_HINT = re.compile(r"sep=([,;\t|])\r?\n")
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -121,8 +123,13 @@ def read_text(path: Path, head: bytes, encoding: str | None,
         raise InputError(f"{path}: unknown encoding {encoding!r}; use a name such as utf-8, "
                          "utf-16 or cp1252") from exc
     _refuse_binary(path, sample)
-    delimiter = delimiter or detect_delimiter(sample.lstrip("\ufeff"), path.suffix.lower())
-    return _chunks(path, encoding, delimiter), encoding, delimiter
+    sample = sample.lstrip("\ufeff")
+    hint = SEP_HINT.match(sample)
+    if hint:
+        sample = sample[hint.end():]
+    delimiter = delimiter or (hint and hint.group(1)) or detect_delimiter(
+        sample, path.suffix.lower())
+    return _chunks(path, encoding, delimiter, skip_hint=bool(hint)), encoding, delimiter
 
 
 def _refuse_binary(path: Path, sample: str) -> None:
@@ -132,10 +139,13 @@ def _refuse_binary(path: Path, sample: str) -> None:
                          "as a workbook")
 
 
-def _chunks(path: Path, encoding: str, delimiter: str) -> Iterator[RawChunk]:
+def _chunks(path: Path, encoding: str, delimiter: str, skip_hint: bool) -> Iterator[RawChunk]:
+    """Excel hides a ``sep=;`` first line and numbers the next line 1, and so do we."""
     csv.field_size_limit(MAX_CELL_CHARS)
     first_row = 1
     with path.open(encoding=encoding, newline="") as f:
+        if skip_hint:
+            f.readline()
         reader = csv.reader(_bounded_lines(path, f), delimiter=delimiter, quotechar='"',
                             doublequote=True)
         while True:
@@ -149,7 +159,7 @@ def _chunks(path: Path, encoding: str, delimiter: str) -> Iterator[RawChunk]:
                                  "saved in") from exc
             if not rows:
                 return
-            if first_row == 1 and rows[0]:
+            if first_row == 1 and rows[0] and not skip_hint:
                 rows[0][0] = rows[0][0].lstrip("\ufeff")
             yield RawChunk(first_row, rows)
             first_row += len(rows)
