@@ -20,18 +20,9 @@ import pytest
 
 from importer.journal import journal_path
 from importer.lock import ResultsLock
-from tests.conftest import TOKEN, read_results
+from tests.conftest import PLAIN_MAPPING, TOKEN, read_results
 
 ROOT = Path(__file__).resolve().parent.parent
-MAPPING = """\
-version: 1
-fields:
-  external_id: Customer ID
-  first_name: First Name
-  last_name: Last Name
-  email: Email
-  postal_code: Zip
-"""
 
 
 def make_export(path: Path, rows: int, seed: int = 7) -> dict[str, dict[str, str]]:
@@ -78,7 +69,7 @@ def check_invariants(results: Path, api, expected: dict[str, dict[str, str]]) ->
 
 @pytest.fixture
 def export(tmp_path: Path):
-    (tmp_path / "m.yaml").write_text(MAPPING, encoding="utf-8")
+    (tmp_path / "m.yaml").write_text(PLAIN_MAPPING, encoding="utf-8")
 
     def make(rows: int) -> tuple[Path, dict[str, dict[str, str]]]:
         path = tmp_path / "export.csv"

@@ -10,16 +10,7 @@ from importer.binding import bind
 from importer.mapping import load_mapping
 from importer.readers import ReadOptions, open_table
 from importer.validation import Validator
-
-FIELDS = """\
-version: 1
-fields:
-  external_id: Customer ID
-  first_name: First Name
-  last_name: Last Name
-  email: Email
-  postal_code: Zip
-"""
+from tests.conftest import PLAIN_MAPPING as FIELDS
 
 
 def mapped(path: Path, tmp_path: Path, mapping: str = FIELDS, **options: object):
