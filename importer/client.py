@@ -125,16 +125,17 @@ class ContactsClient:
         self.session = session
         self.timeouts = timeouts
         self._auth = _Bearer(target.token)
+        self._template = session.prepare_request(requests.Request(
+            "POST", target.endpoint, data=b"", auth=self._auth,
+            headers={"Content-Type": "application/json; charset=utf-8"}))
+        self._send_options = {"stream": True, "verify": session.verify, "cert": session.cert,
+                              "proxies": session.proxies,
+                              "timeout": (timeouts.connect, timeouts.read)}
 
     def create(self, fields: dict[str, str]) -> Attempt:
-        body = json.dumps({"fields": fields}, ensure_ascii=False).encode("utf-8")
         with DEADLINES.watch(self.timeouts.total) as watch:
             try:
-                response = self.session.post(
-                    self.target.endpoint, data=body, auth=self._auth, stream=True,
-                    allow_redirects=False, timeout=(self.timeouts.connect, self.timeouts.read),
-                    headers={"Content-Type": "application/json; charset=utf-8"},
-                )
+                response = self._post(fields)
             except requests.RequestException as exc:
                 return self._failure(exc, watch.expired)
             try:
@@ -144,6 +145,19 @@ class ContactsClient:
             finally:
                 response.close()
         return self._answer(response, content)
+
+    def _post(self, fields: dict[str, str]) -> requests.Response:
+        """Send through the session's adapter with a request prepared once.
+
+        ``Session.post`` merges settings, environment and cookies for every call, about a
+        third of the client's CPU per row; none of it changes between rows here, and redirects
+        are never followed (a POST must not turn into a GET elsewhere).
+        """
+        request = self._template.copy()
+        request.body = json.dumps({"fields": fields}, ensure_ascii=False).encode("utf-8")
+        request.headers["Content-Length"] = str(len(request.body))
+        adapter = self.session.get_adapter(request.url)
+        return adapter.send(request, **self._send_options)
 
     def _answer(self, response: requests.Response, content: bytes) -> Attempt:
         data = _json(content)

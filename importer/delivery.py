@@ -21,6 +21,7 @@ from importer.throttle import Throttle
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 STOP_STATUSES = frozenset({401, 403, 404, 405})
+PAUSE_ALL_FROM = 2.0
 _RETRY_AFTER = Retry(respect_retry_after_header=True)
 
 
@@ -133,14 +134,18 @@ class Delivery:
                                  attempt.message or f"unexpected HTTP {status}"))
 
     def _delay(self, attempt: Attempt, retries: int) -> float:
-        """Backoff; a server's Retry-After wins, and pauses every worker, not just this one."""
+        """Backoff, or the server's Retry-After when it gives one.
+
+        Every 429 already lowered the shared rate (``Throttle.throttled``); a Retry-After of
+        ``PAUSE_ALL_FROM`` seconds or more also holds every worker, because the server is
+        asking for a real pause (a quota, maintenance), not just a slower pace.
+        """
         asked = self.policy.retry_after(attempt.retry_after)
-        if asked is not None and attempt.status in (429, 503):
+        if asked is None or attempt.status not in (429, 503):
+            return self.policy.backoff(retries)
+        if asked >= PAUSE_ALL_FROM:
             self.throttle.pause(asked)
-            return asked + random.uniform(0, 0.1)
-        if attempt.status == 429:
-            self.throttle.pause(1.0)
-        return self.policy.backoff(retries)
+        return asked + random.uniform(0, 0.1)
 
     def _unknown(self, row: int, attempt: Attempt) -> Outcome:
         return Outcome(row, Status.FAILED, "", None, Code.OUTCOME_UNKNOWN,

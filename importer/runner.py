@@ -227,7 +227,7 @@ class _Job:
         self.on_progress = on_progress
         self.last_progress = 0.0
         plan, journal = self._start_journal()
-        self.writer = ResultsWriter(self.summary.results)
+        self.writer = ResultsWriter(self.summary.results, durable=self.target is not None)
         workers = self._workers(session, journal) if self.target else None
         try:
             with _young_garbage_only():
@@ -338,7 +338,7 @@ class _Job:
                identity: tuple[str, ...]) -> Outcome:
         if len(self.summary.previews) < self.options.preview:
             self.summary.previews.append({"row": row, "body": {"fields": mapped.fields(index)}})
-        return Outcome(row, Status.READY, identity=identity)
+        return Outcome(row, Status.READY, "", None, "", "", identity)
 
     def _progress(self) -> None:
         now = time.monotonic()

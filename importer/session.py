@@ -56,9 +56,11 @@ class Deadlines:
         entry = Watch(time.monotonic() + seconds)
         self._local.watch = entry
         with self._cond:
+            earliest = not self._heap or entry.deadline < self._heap[0][0]
             heapq.heappush(self._heap, (entry.deadline, next(self._order), entry))
             self._start()
-            self._cond.notify()
+            if earliest:
+                self._cond.notify()
         try:
             yield entry
         finally:

@@ -5,7 +5,8 @@ One throttle is shared by every worker, so a 429 seen by one slows the whole run
 unlimited until the server first pushes back. From then on it adapts: a 429 sets the rate just
 under what the server accepted in the last second (its limit, as far as we can see), and
 successes probe upwards slowly, so a run settles under the server's limit instead of bursting
-into it again after every pause.
+into it again after every pause. After a decrease the rate climbs back to just under that
+limit within a couple of seconds, and only then probes above it slowly.
 """
 
 import threading
@@ -13,6 +14,8 @@ import time
 from collections import deque
 
 BELOW_LIMIT = 0.9
+CRUISE = 0.97
+RECOVERY_SECONDS = 2.0
 PROBE_PER_SECOND = 1.0
 MIN_RATE = 0.5
 WINDOW = 1.0
@@ -28,21 +31,26 @@ class Throttle:
         self._next = 0.0
         self._paused_until = 0.0
         self._last_decrease = 0.0
+        self._ceiling: float | None = None
         self._accepted: deque[float] = deque()
         self._lock = threading.Lock()
 
     def acquire(self, stop: threading.Event) -> bool:
-        """Wait for a slot; False when the run is stopping instead."""
+        """Wait for a slot; False when the run is stopping instead.
+
+        Each caller reserves its own moment, so a waiting worker wakes once, when its turn
+        comes, rather than every waiting worker waking for every request sent.
+        """
         while True:
             with self._lock:
                 now = time.monotonic()
-                wait = max(self._paused_until, self._next) - now
-                if wait <= 0:
-                    if self.rate:
-                        self._next = max(self._next, now) + 1.0 / self.rate
-                    return True
-            if stop.wait(min(wait, 0.25)):
+                slot = max(self._next, now, self._paused_until)
+                if self.rate:
+                    self._next = slot + 1.0 / self.rate
+            if slot > now and stop.wait(slot - now):
                 return False
+            if self._paused_until <= slot:
+                return True
 
     def pause(self, seconds: float) -> None:
         """The server asked everyone to wait (429 or 503 with Retry-After)."""
@@ -59,8 +67,8 @@ class Throttle:
                 return
             self._last_decrease = now
             accepted = self._accepted_rate(now)
-            ceiling = accepted if accepted >= 2 else (self.rate or 10.0)
-            self.rate = max(MIN_RATE, ceiling * BELOW_LIMIT)
+            self._ceiling = accepted if accepted >= 2 else (self.rate or 10.0)
+            self.rate = max(MIN_RATE, self._ceiling * BELOW_LIMIT)
             if self.limit:
                 self.rate = min(self.rate, self.limit)
 
@@ -71,8 +79,16 @@ class Throttle:
             self._accepted.append(now)
             self._accepted_rate(now)
             if self.adaptive and self.rate:
-                rate = self.rate + PROBE_PER_SECOND / self.rate
-                self.rate = min(rate, self.limit) if self.limit else rate
+                self.rate = self._raised(self.rate)
+
+    def _raised(self, rate: float) -> float:
+        """One success's worth of increase: back to cruising speed fast, then a slow probe."""
+        cruise = (self._ceiling or 0.0) * CRUISE
+        if rate < cruise:
+            rate += (cruise - rate) / (RECOVERY_SECONDS * rate)
+        else:
+            rate += PROBE_PER_SECOND / rate
+        return min(rate, self.limit) if self.limit else rate
 
     def _accepted_rate(self, now: float) -> float:
         """Requests the server accepted during the last second."""

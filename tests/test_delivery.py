@@ -2,6 +2,8 @@
 
 import threading
 
+import pytest
+
 from importer.client import Attempt, Kind
 from importer.delivery import Delivery, RetryPolicy
 from importer.outcomes import Status
@@ -94,11 +96,23 @@ def test_retries_run_out() -> None:
     assert client.sent == 4
 
 
-def test_429_retry_after_pauses_every_worker() -> None:
+def test_429_slows_every_worker_and_is_retried() -> None:
     throttle = RecordingThrottle()
-    outcome = deliver(Scripted(answered(429, "7"), answered(201)), throttle=throttle).outcome
+    throttle.rate = 50.0
+    outcome = deliver(Scripted(answered(429, "1"), answered(201)), throttle=throttle).outcome
     assert outcome.status == Status.CREATED
-    assert throttle.pauses == [0.01]
+    assert throttle.rate < 50.0, "the shared rate dropped for every worker"
+
+
+@pytest.mark.parametrize(("retry_after", "pauses"), [("7", [7.0]), ("1", []), (None, [])])
+def test_only_a_long_retry_after_pauses_every_worker(retry_after: str | None,
+                                                     pauses: list[float]) -> None:
+    throttle = RecordingThrottle()
+    delivery = Delivery(Scripted(), RetryPolicy(), throttle, threading.Event())
+    delay = delivery._delay(answered(429, retry_after), 0)
+    assert throttle.pauses == pauses
+    if retry_after:
+        assert float(retry_after) <= delay <= float(retry_after) + 0.1
 
 
 def test_unauthorised_stops_the_run() -> None:
