@@ -154,3 +154,23 @@ def test_excel_sep_hint_sets_the_delimiter_and_is_not_a_row(tmp_path: Path) -> N
     path.write_bytes("\ufeffsep=;\r\nCustomer ID;First Name;Last Name;Email;Zip\r\n"
                      "1,5;Zoë;;;\r\n".encode("utf-8"))
     assert mapped(path, tmp_path) == [(2, {"external_id": "1,5", "first_name": "Zoë"}, None)]
+
+
+def test_xlsx_zero_padded_formats_show_their_leading_zeros(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "w.xlsx", [
+        ["Customer ID", "First Name", "Last Name", "Email", "Zip"],
+        [457, "Ada", 123456789, None, 2134],
+        [1234567, "Bob", 5.5, None, "00501"],
+    ])
+    book = openpyxl.load_workbook(path)
+    for row in book.active.iter_rows(min_row=2):
+        row[0].number_format = '"C-"000000'
+        row[2].number_format = "000-00-0000"
+        row[4].number_format = "00000"
+    book.save(path)
+    assert [f for _, f, _ in mapped(path, tmp_path)] == [
+        {"external_id": "C-000457", "first_name": "Ada", "last_name": "123-45-6789",
+         "postal_code": "02134"},
+        {"external_id": "C-1234567", "first_name": "Bob", "last_name": "5.5",
+         "postal_code": "00501"},
+    ]

@@ -20,6 +20,7 @@ from defusedxml.ElementTree import ParseError, iterparse
 from importer.errors import InputError
 from importer.problems import Code, RowProblem
 from importer.readers.table import MAX_COLUMNS, RawChunk, column_letter
+from importer.readers.xlsx_formats import padded_cells, render
 
 CHUNK_ROWS = 4096
 MAX_ZIP_MEMBERS = 10_000
@@ -93,7 +94,8 @@ def read_workbook(path: Path, kind: str,
                          f"{MAX_COLUMNS:,} a contact export can have; check this is the right file")
     offset = data.start[1] if data.start else 0
     height = data.end[0] + 1 if data.end else 0
-    return _chunks(path, data), offset, name, height
+    padded = padded_cells(str(path), name) if kind == "xlsx" else {}
+    return _chunks(path, data, _by_row(padded)), offset, name, height
 
 
 def _choose_sheet(path: Path, book: python_calamine.CalamineWorkbook, wanted: str | None) -> str:
@@ -124,7 +126,16 @@ def _calamine_message(path: Path, kind: str, exc: Exception) -> str:
             "spreadsheet application and save it again")
 
 
-def _chunks(path: Path, data: python_calamine.CalamineSheet) -> Iterator[RawChunk]:
+def _by_row(padded: dict[tuple[int, int], str]) -> dict[int, list[tuple[int, str]]]:
+    rows: dict[int, list[tuple[int, str]]] = {}
+    for (row, column), pattern in padded.items():
+        rows.setdefault(row, []).append((column, pattern))
+    return rows
+
+
+def _chunks(path: Path, data: python_calamine.CalamineSheet,
+            padded: dict[int, list[tuple[int, str]]]) -> Iterator[RawChunk]:
+    """Rows as text; ``padded`` holds, by 0-based row, the cells a zero-padded format shows."""
     offset = data.start[1] if data.start else 0
     rows = iter(data.iter_rows())
     first_row = 1
@@ -137,7 +148,10 @@ def _chunks(path: Path, data: python_calamine.CalamineSheet) -> Iterator[RawChun
             return
         chunk = RawChunk(first_row, [])
         for i, values in enumerate(block):
-            chunk.rows.append(_row_text(values, i, offset, first_row, chunk))
+            cells = _row_text(values, i, offset, first_row, chunk)
+            for column, pattern in padded.get(first_row - 1 + i, ()):
+                _pad(cells, values, column - offset, pattern)
+            chunk.rows.append(cells)
         yield chunk
         first_row += len(block)
 
@@ -155,6 +169,12 @@ def _row_text(values: list[object], index: int, offset: int, first_row: int,
                 "enter the values again",
             )
     return cells
+
+
+def _pad(cells: list[str], values: list[object], column: int, pattern: str) -> None:
+    value = values[column] if 0 <= column < len(values) else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        cells[column] = render(value, pattern) or cells[column]
 
 
 def cell_text(value: object) -> str:

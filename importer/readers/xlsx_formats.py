@@ -1,0 +1,128 @@
+"""Zero-padded number formats in XLSX: the ZIP code that shows 02134 but stores 2134.
+
+Excel's "Zip Code" format (``00000``), ids formatted ``000000`` and the like show leading zeros
+that the stored number does not have. calamine returns only the number, so the cells styled
+with such a format are found here (styles.xml, then the sheet's cell tags) and their text is
+rebuilt as the person sees it. Other formats (decimals, currency, dates) are left to calamine.
+"""
+
+import re
+import zipfile
+from pathlib import PurePosixPath
+
+from defusedxml.ElementTree import fromstring
+
+MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+DOC_RELS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+CELL_TAG = re.compile(rb"<(?:\w+:)?c\b([^>]*)>")
+ATTRIBUTE = re.compile(rb'\b(r|s|t)="([^"]*)"')
+REFERENCE = re.compile(r"([A-Z]+)(\d+)")
+LITERALS = set(" -()/.:+")
+
+
+def padded_cells(path: str, sheet: str) -> dict[tuple[int, int], str]:
+    """``(row, column)`` (0-based) -> format, for numeric cells styled with a padded format."""
+    with zipfile.ZipFile(path) as archive:
+        styles = _padded_styles(archive)
+        if not styles:
+            return {}
+        part = _sheet_part(archive, sheet)
+        if part is None:
+            return {}
+        return _styled_cells(archive.read(part), styles)
+
+
+def render(value: float, pattern: str) -> str | None:
+    """The number as the format shows it, or None when the format is not a digit pattern."""
+    pieces = _pieces(pattern)
+    if pieces is None or not float(value).is_integer():
+        return None
+    slots = sum(1 for piece in pieces if piece is None)
+    digits = str(abs(int(value))).zfill(slots)
+    extra = len(digits) - slots
+    out, taken = [], 0
+    for piece in pieces:
+        if piece is not None:
+            out.append(piece)
+            continue
+        width = 1 + (extra if taken == 0 else 0)
+        start = taken + (0 if taken == 0 else extra)
+        out.append(digits[start:start + width])
+        taken += 1
+    return ("-" if value < 0 else "") + "".join(out)
+
+
+def _pieces(pattern: str) -> list[str | None] | None:
+    """``00000-0000`` -> [None]*5 + ["-"] + [None]*4; None for anything but digits and text."""
+    pieces: list[str | None] = []
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "0":
+            pieces.append(None)
+        elif ch == '"':
+            end = pattern.find('"', i + 1)
+            if end < 0:
+                return None
+            pieces.append(pattern[i + 1:end])
+            i = end
+        elif ch == "\\" and i + 1 < len(pattern):
+            pieces.append(pattern[i + 1])
+            i += 1
+        elif ch in LITERALS:
+            pieces.append(ch)
+        else:
+            return None
+        i += 1
+    zeros = sum(1 for piece in pieces if piece is None)
+    return pieces if zeros >= 2 else None
+
+
+def _padded_styles(archive: zipfile.ZipFile) -> dict[int, str]:
+    """Cell style index -> format code, for the styles whose format pads with zeros."""
+    try:
+        root = fromstring(archive.read("xl/styles.xml"))
+    except KeyError:
+        return {}
+    codes = {int(f.get("numFmtId", -1)): f.get("formatCode", "")
+             for f in root.iter(f"{MAIN}numFmt")}
+    padded = {number: code for number, code in codes.items() if _pieces(code) is not None}
+    cell_xfs = root.find(f"{MAIN}cellXfs")
+    if not padded or cell_xfs is None:
+        return {}
+    styles = [int(xf.get("numFmtId", 0)) for xf in cell_xfs.findall(f"{MAIN}xf")]
+    return {index: padded[number] for index, number in enumerate(styles) if number in padded}
+
+
+def _sheet_part(archive: zipfile.ZipFile, sheet: str) -> str | None:
+    book = fromstring(archive.read("xl/workbook.xml"))
+    rels = fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    targets = {r.get("Id"): r.get("Target", "") for r in rels.iter(f"{RELS}Relationship")}
+    for entry in book.iter(f"{MAIN}sheet"):
+        if entry.get("name") == sheet:
+            target = targets.get(entry.get(f"{DOC_RELS}id"), "")
+            return target.lstrip("/") if target.startswith("/") else str(
+                PurePosixPath("xl") / target)
+    return None
+
+
+def _styled_cells(xml: bytes, styles: dict[int, str]) -> dict[tuple[int, int], str]:
+    wanted = {str(index).encode() for index in styles}
+    cells: dict[tuple[int, int], str] = {}
+    for match in CELL_TAG.finditer(xml):
+        attributes = dict(ATTRIBUTE.findall(match.group(1)))
+        if attributes.get(b"s") not in wanted or attributes.get(b"t", b"n") != b"n":
+            continue
+        reference = REFERENCE.fullmatch(attributes.get(b"r", b"").decode())
+        if reference:
+            column = _column_index(reference.group(1))
+            cells[(int(reference.group(2)) - 1, column)] = styles[int(attributes[b"s"])]
+    return cells
+
+
+def _column_index(letters: str) -> int:
+    index = 0
+    for letter in letters:
+        index = index * 26 + ord(letter) - 64
+    return index - 1
