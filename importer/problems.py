@@ -15,6 +15,7 @@ class Code(StrEnum):
     INVALID_EMAIL = "invalid-email"
     RAGGED_ROW = "ragged-row"
     NUMBER_TOO_LONG = "number-too-long"
+    CELL_ERROR = "cell-error"
     INVALID_VALUE = "invalid-value"
     DUPLICATE_IN_FILE = "duplicate-in-file"
     ALREADY_EXISTS = "already-exists"

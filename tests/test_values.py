@@ -174,3 +174,19 @@ def test_xlsx_zero_padded_formats_show_their_leading_zeros(tmp_path: Path) -> No
         {"external_id": "C-1234567", "first_name": "Bob", "last_name": "5.5",
          "postal_code": "00501"},
     ]
+
+
+def test_xlsx_formula_errors_make_the_row_invalid_only_in_mapped_columns(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "w.xlsx", [
+        ["Customer ID", "First Name", "Last Name", "Email", "Zip", "Unused"],
+        [1, "Ada", None, None, None, "#DIV/0!"],
+        [2, "#N/A", None, None, None, None],
+    ])
+    book = openpyxl.load_workbook(path)
+    book.active["F2"].data_type = "e"
+    book.active["B3"].data_type = "e"
+    book.save(path)
+    assert mapped(path, tmp_path) == [
+        (2, {"external_id": "1", "first_name": "Ada"}, None),
+        (3, {"external_id": "2"}, "cell-error"),
+    ]

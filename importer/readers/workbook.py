@@ -20,7 +20,7 @@ from defusedxml.ElementTree import ParseError, iterparse
 from importer.errors import InputError
 from importer.problems import Code, RowProblem
 from importer.readers.table import MAX_COLUMNS, RawChunk, column_letter
-from importer.readers.xlsx_formats import padded_cells, render
+from importer.readers.xlsx_cells import CellDetails, cell_details, render
 
 CHUNK_ROWS = 4096
 MAX_ZIP_MEMBERS = 10_000
@@ -94,8 +94,8 @@ def read_workbook(path: Path, kind: str,
                          f"{MAX_COLUMNS:,} a contact export can have; check this is the right file")
     offset = data.start[1] if data.start else 0
     height = data.end[0] + 1 if data.end else 0
-    padded = padded_cells(str(path), name) if kind == "xlsx" else {}
-    return _chunks(path, data, _by_row(padded)), offset, name, height
+    details = cell_details(str(path), name) if kind == "xlsx" else CellDetails()
+    return _chunks(path, data, _Details(details)), offset, name, height
 
 
 def _choose_sheet(path: Path, book: python_calamine.CalamineWorkbook, wanted: str | None) -> str:
@@ -126,16 +126,33 @@ def _calamine_message(path: Path, kind: str, exc: Exception) -> str:
             "spreadsheet application and save it again")
 
 
-def _by_row(padded: dict[tuple[int, int], str]) -> dict[int, list[tuple[int, str]]]:
-    rows: dict[int, list[tuple[int, str]]] = {}
-    for (row, column), pattern in padded.items():
-        rows.setdefault(row, []).append((column, pattern))
-    return rows
+class _Details:
+    """``CellDetails`` grouped by row, applied to each row's text as it is read."""
+
+    def __init__(self, details: CellDetails) -> None:
+        self.rows: dict[int, list[tuple[int, str, str]]] = {}
+        for (row, column), pattern in details.padded.items():
+            self.rows.setdefault(row, []).append((column, "pad", pattern))
+        for (row, column), text in details.errors.items():
+            self.rows.setdefault(row, []).append((column, "error", text))
+
+    def apply(self, cells: list[str], values: list[object], row: int, offset: int,
+              chunk: RawChunk, index: int) -> None:
+        for column, kind, detail in self.rows.get(row, ()):
+            local = column - offset
+            if not 0 <= local < len(values):
+                continue
+            if kind == "pad":
+                _pad(cells, values, local, detail)
+            else:
+                chunk.cell_problems[(index, local)] = RowProblem(
+                    Code.CELL_ERROR,
+                    f"cell {column_letter(column)}{row + 1} shows {detail}, a formula error; "
+                    "fix the formula or clear the cell")
 
 
 def _chunks(path: Path, data: python_calamine.CalamineSheet,
-            padded: dict[int, list[tuple[int, str]]]) -> Iterator[RawChunk]:
-    """Rows as text; ``padded`` holds, by 0-based row, the cells a zero-padded format shows."""
+            details: _Details) -> Iterator[RawChunk]:
     offset = data.start[1] if data.start else 0
     rows = iter(data.iter_rows())
     first_row = 1
@@ -149,8 +166,7 @@ def _chunks(path: Path, data: python_calamine.CalamineSheet,
         chunk = RawChunk(first_row, [])
         for i, values in enumerate(block):
             cells = _row_text(values, i, offset, first_row, chunk)
-            for column, pattern in padded.get(first_row - 1 + i, ()):
-                _pad(cells, values, column - offset, pattern)
+            details.apply(cells, values, first_row - 1 + i, offset, chunk, i)
             chunk.rows.append(cells)
         yield chunk
         first_row += len(block)
@@ -172,7 +188,7 @@ def _row_text(values: list[object], index: int, offset: int, first_row: int,
 
 
 def _pad(cells: list[str], values: list[object], column: int, pattern: str) -> None:
-    value = values[column] if 0 <= column < len(values) else None
+    value = values[column]
     if isinstance(value, int | float) and not isinstance(value, bool):
         cells[column] = render(value, pattern) or cells[column]
 

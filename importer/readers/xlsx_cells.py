@@ -1,13 +1,15 @@
-"""Zero-padded number formats in XLSX: the ZIP code that shows 02134 but stores 2134.
+"""What calamine does not tell about XLSX cells: zero-padded formats and formula errors.
 
 Excel's "Zip Code" format (``00000``), ids formatted ``000000`` and the like show leading zeros
-that the stored number does not have. calamine returns only the number, so the cells styled
-with such a format are found here (styles.xml, then the sheet's cell tags) and their text is
-rebuilt as the person sees it. Other formats (decimals, currency, dates) are left to calamine.
+that the stored number does not have, and calamine returns only the number; a formula that
+fails shows ``#N/A`` or ``#DIV/0!``, and calamine returns an empty cell. Both would silently
+change what the person saw, so the sheet's cell tags are scanned for them (styles.xml first,
+to know which styles pad). Other formats (decimals, currency, dates) are left to calamine.
 """
 
 import re
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from defusedxml.ElementTree import fromstring
@@ -16,21 +18,30 @@ MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 DOC_RELS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 CELL_TAG = re.compile(rb"<(?:\w+:)?c\b([^>]*)>")
+ERROR_VALUE = re.compile(rb"<(?:\w+:)?v>([^<]{1,40})</")
 ATTRIBUTE = re.compile(rb'\b(r|s|t)="([^"]*)"')
 REFERENCE = re.compile(r"([A-Z]+)(\d+)")
 LITERALS = set(" -()/.:+")
 
 
-def padded_cells(path: str, sheet: str) -> dict[tuple[int, int], str]:
-    """``(row, column)`` (0-based) -> format, for numeric cells styled with a padded format."""
+@dataclass
+class CellDetails:
+    """By ``(row, column)``, 0-based: the format of zero-padded numbers, the text of errors."""
+
+    padded: dict[tuple[int, int], str] = field(default_factory=dict)
+    errors: dict[tuple[int, int], str] = field(default_factory=dict)
+
+
+def cell_details(path: str, sheet: str) -> CellDetails:
     with zipfile.ZipFile(path) as archive:
-        styles = _padded_styles(archive)
-        if not styles:
-            return {}
         part = _sheet_part(archive, sheet)
         if part is None:
-            return {}
-        return _styled_cells(archive.read(part), styles)
+            return CellDetails()
+        styles = _padded_styles(archive)
+        xml = archive.read(part)
+    if not styles and b't="e"' not in xml:
+        return CellDetails()
+    return _scan(xml, styles)
 
 
 def render(value: float, pattern: str) -> str | None:
@@ -107,18 +118,29 @@ def _sheet_part(archive: zipfile.ZipFile, sheet: str) -> str | None:
     return None
 
 
-def _styled_cells(xml: bytes, styles: dict[int, str]) -> dict[tuple[int, int], str]:
+def _scan(xml: bytes, styles: dict[int, str]) -> CellDetails:
     wanted = {str(index).encode() for index in styles}
-    cells: dict[tuple[int, int], str] = {}
+    details = CellDetails()
     for match in CELL_TAG.finditer(xml):
         attributes = dict(ATTRIBUTE.findall(match.group(1)))
-        if attributes.get(b"s") not in wanted or attributes.get(b"t", b"n") != b"n":
-            continue
-        reference = REFERENCE.fullmatch(attributes.get(b"r", b"").decode())
-        if reference:
-            column = _column_index(reference.group(1))
-            cells[(int(reference.group(2)) - 1, column)] = styles[int(attributes[b"s"])]
-    return cells
+        kind = attributes.get(b"t", b"n")
+        if kind == b"e" or (kind == b"n" and attributes.get(b"s") in wanted):
+            position = _position(attributes.get(b"r", b""))
+            if position is None:
+                continue
+            if kind == b"n":
+                details.padded[position] = styles[int(attributes[b"s"])]
+            else:
+                value = ERROR_VALUE.search(xml, match.end(), match.end() + 4096)
+                details.errors[position] = value.group(1).decode() if value else "#ERROR"
+    return details
+
+
+def _position(reference: bytes) -> tuple[int, int] | None:
+    found = REFERENCE.fullmatch(reference.decode())
+    if found is None:
+        return None
+    return int(found.group(2)) - 1, _column_index(found.group(1))
 
 
 def _column_index(letters: str) -> int:
