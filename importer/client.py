@@ -167,7 +167,8 @@ class ContactsClient:
         message = "" if 200 <= response.status_code < 300 else self._message(data, content)
         if 300 <= response.status_code < 400:
             location = response.headers.get("Location", "")
-            message = f"the API redirected to {location[:120]!r}; check --api-url"
+            message = self.shorten(f"the API redirected (HTTP {response.status_code}) to "
+                                   f"{location[:120]!r}; check --api-url")
         return Attempt(Kind.ANSWERED, response.status_code, record_id, message,
                        response.headers.get("Retry-After"))
 
@@ -186,17 +187,18 @@ class ContactsClient:
         return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
     def _failure(self, exc: requests.RequestException, expired: bool) -> Attempt:
+        """What the exception says about the server; a connection never made stays "not
+        sent" even when the deadline (or a second Ctrl-C) cut it."""
+        if isinstance(exc, requests.exceptions.SSLError):
+            return Attempt(Kind.HOPELESS, message=self.shorten(f"TLS failed: {_root(exc)}"))
+        if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ProxyError) \
+                or (isinstance(exc, requests.exceptions.ConnectionError) and _before_sending(exc)):
+            return Attempt(Kind.NOT_SENT, message=self.shorten(f"could not connect: {_root(exc)}"))
         if expired:
             return Attempt(Kind.AMBIGUOUS, message=f"no complete answer within "
                            f"{self.timeouts.total:g} s (deadline)")
-        if isinstance(exc, requests.exceptions.SSLError):
-            return Attempt(Kind.HOPELESS, message=self.shorten(f"TLS failed: {_root(exc)}"))
-        if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ProxyError):
-            return Attempt(Kind.NOT_SENT, message=self.shorten(f"could not connect: {_root(exc)}"))
         if isinstance(exc, requests.exceptions.ReadTimeout):
             return Attempt(Kind.AMBIGUOUS, message=f"no answer within {self.timeouts.read:g} s")
-        if isinstance(exc, requests.exceptions.ConnectionError) and _before_sending(exc):
-            return Attempt(Kind.NOT_SENT, message=self.shorten(f"could not connect: {_root(exc)}"))
         if isinstance(exc, requests.exceptions.ConnectionError
                       | requests.exceptions.ChunkedEncodingError):
             return Attempt(Kind.AMBIGUOUS, message=self.shorten(

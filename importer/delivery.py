@@ -1,9 +1,11 @@
 """Sending one row until it has an outcome: retries, backoff, and the ambiguity rules.
 
 The rule that keeps records from being created twice: after an attempt that may have reached
-the server (a read timeout, a connection dropped after sending), the row is only sent again if
-it carries a key the API deduplicates on, so a repeat is answered with 409 rather than a second
-record. A row without such a key ends as ``outcome-unknown`` for a person to check.
+the server (a read timeout, a connection dropped after sending, a gateway's 502 or 504), the row
+is only sent again if it carries a key the API deduplicates on, so a repeat is answered with 409
+rather than a second record. A row without such a key ends as ``outcome-unknown`` for a person
+to check. 408, 429, 500 and 503 are the API itself saying it did not do the work, so any row is
+retried after them.
 """
 
 import random
@@ -19,9 +21,11 @@ from importer.outcomes import Outcome, Status
 from importer.problems import Code
 from importer.throttle import Throttle
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-STOP_STATUSES = frozenset({401, 403, 404, 405})
+RETRY_STATUSES = frozenset({408, 429, 500, 503})
+GATEWAY_STATUSES = frozenset({502, 504})
+WRONG_ENDPOINT_STATUSES = frozenset({404, 405})
 PAUSE_ALL_FROM = 2.0
+UNREACHABLE_ROWS = 10
 _RETRY_AFTER = Retry(respect_retry_after_header=True)
 
 
@@ -66,6 +70,8 @@ class Delivery:
         self.policy = policy
         self.throttle = throttle
         self.stop = stop
+        self._unreachable = 0
+        self._lock = threading.Lock()
 
     def deliver(self, row: int, fields: dict[str, str], *, keyed: bool, maybe_sent: bool,
                 on_send: Callable[[], None]) -> Delivered:
@@ -86,9 +92,9 @@ class Delivery:
             decided = self._decide(row, attempt, keyed, maybe_sent)
             if decided is not None:
                 return decided
-            maybe_sent = maybe_sent or attempt.kind == Kind.AMBIGUOUS
+            maybe_sent = maybe_sent or _ambiguous(attempt)
             if retries >= self.policy.max_retries:
-                return Delivered(self._gave_up(row, attempt, keyed, maybe_sent))
+                return self._gave_up_for_good(row, attempt, keyed, maybe_sent)
             delay = self._delay(attempt, retries)
             retries += 1
             if self.stop.wait(delay):
@@ -100,7 +106,10 @@ class Delivery:
         if attempt.kind == Kind.HOPELESS:
             return Delivered(Outcome(row, Status.FAILED, code=Code.NETWORK_ERROR,
                                      error=attempt.message), stop_reason=attempt.message)
-        if attempt.kind == Kind.AMBIGUOUS:
+        if attempt.kind != Kind.NOT_SENT:
+            with self._lock:
+                self._unreachable = 0
+        if _ambiguous(attempt):
             return None if keyed else Delivered(self._unknown(row, attempt))
         if attempt.kind == Kind.NOT_SENT:
             return None
@@ -109,8 +118,7 @@ class Delivery:
     def _answered(self, row: int, attempt: Attempt, maybe_sent: bool) -> Delivered | None:
         status = attempt.status or 0
         if 200 <= status < 300:
-            self.throttle.accepted()
-            return Delivered(Outcome(row, Status.CREATED, attempt.record_id, status))
+            return self._success(row, attempt)
         if status == 409:
             self.throttle.accepted()
             if maybe_sent:
@@ -121,8 +129,12 @@ class Delivery:
                     "lost); check it once"))
             return Delivered(Outcome(row, Status.DUPLICATE, attempt.record_id, status,
                                      Code.ALREADY_EXISTS, attempt.message or "already exists"))
-        if status in STOP_STATUSES:
-            return Delivered(self._refused(row, attempt), stop_reason=_stop_reason(attempt))
+        if status in (401, 403):
+            return Delivered(Outcome(row, Status.FAILED, "", status, Code.AUTH_FAILED,
+                                     _stop_reason(attempt)), stop_reason=_stop_reason(attempt))
+        if status in WRONG_ENDPOINT_STATUSES or 300 <= status < 400:
+            return Delivered(Outcome(row, Status.FAILED, "", status, Code.WRONG_ENDPOINT,
+                                     _stop_reason(attempt)), stop_reason=_stop_reason(attempt))
         if status in RETRY_STATUSES:
             if status == 429:
                 self.throttle.throttled()
@@ -132,6 +144,31 @@ class Delivery:
                                      attempt.message or f"rejected with HTTP {status}"))
         return Delivered(Outcome(row, Status.FAILED, "", status, Code.SERVER_ERROR,
                                  attempt.message or f"unexpected HTTP {status}"))
+
+    def _success(self, row: int, attempt: Attempt) -> Delivered:
+        """201 with the new record's id; a 2xx without an id is not this API."""
+        self.throttle.accepted()
+        if attempt.record_id:
+            return Delivered(Outcome(row, Status.CREATED, attempt.record_id, attempt.status))
+        reason = (f"the API answered HTTP {attempt.status} without a record id, so it is "
+                  "probably not the contacts API; check --api-url")
+        return Delivered(Outcome(row, Status.FAILED, "", attempt.status, Code.OUTCOME_UNKNOWN,
+                                 f"outcome unknown: {reason}"), stop_reason=reason)
+
+    def _gave_up_for_good(self, row: int, attempt: Attempt, keyed: bool,
+                          maybe_sent: bool) -> Delivered:
+        """Retries ran out; when row after row cannot even connect, stop the run."""
+        outcome = self._gave_up(row, attempt, keyed, maybe_sent)
+        if attempt.kind != Kind.NOT_SENT:
+            return Delivered(outcome)
+        with self._lock:
+            self._unreachable += 1
+            unreachable = self._unreachable
+        if unreachable < UNREACHABLE_ROWS:
+            return Delivered(outcome)
+        return Delivered(outcome, stop_reason=(
+            f"cannot reach the API: {UNREACHABLE_ROWS} rows in a row could not connect "
+            f"({attempt.message}); check the network and --api-url"))
 
     def _delay(self, attempt: Attempt, retries: int) -> float:
         """Backoff, or the server's Retry-After when it gives one.
@@ -166,10 +203,6 @@ class Delivery:
         message = attempt.message or f"HTTP {attempt.status}"
         return Outcome(row, Status.FAILED, "", attempt.status, code, f"{message}{tail}")
 
-    def _refused(self, row: int, attempt: Attempt) -> Outcome:
-        code = Code.AUTH_FAILED if attempt.status in (401, 403) else Code.SERVER_REJECTED
-        return Outcome(row, Status.FAILED, "", attempt.status, code, _stop_reason(attempt))
-
     def stopped(self, row: int, keyed: bool, maybe_sent: bool) -> Outcome:
         """The outcome of a row the run stopped before (re)sending."""
         if maybe_sent:
@@ -180,13 +213,18 @@ class Delivery:
                        error="not sent: the run was stopped")
 
 
+def _ambiguous(attempt: Attempt) -> bool:
+    """The request may have been processed although no definite answer came back."""
+    return attempt.kind == Kind.AMBIGUOUS or attempt.status in GATEWAY_STATUSES
+
+
 def _stop_reason(attempt: Attempt) -> str:
     status = attempt.status
     if status in (401, 403):
         word = "Unauthorized" if status == 401 else "Forbidden"
         return (f"the API refused the token (HTTP {status} {word}): check ROUTERA_API_TOKEN"
                 + (f" ({attempt.message})" if attempt.message else ""))
-    if status in (404, 405):
+    if status in WRONG_ENDPOINT_STATUSES:
         return (f"the API has no such endpoint (HTTP {status}): check --api-url and the "
                 "mapping's object")
     return attempt.message

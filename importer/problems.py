@@ -27,7 +27,7 @@ class Code(StrEnum):
     NETWORK_ERROR = "network-error"
     OUTCOME_UNKNOWN = "outcome-unknown"
     AUTH_FAILED = "auth-failed"
-    RUN_STOPPED = "run-stopped"
+    WRONG_ENDPOINT = "wrong-endpoint"
     NOT_SENT = "not-sent"
 
 

@@ -44,6 +44,7 @@ def deliver(client: Scripted, *, keyed: bool = True, retries: int = 3,
 
 
 def answered(status: int, retry_after: str | None = None, record_id: str = "") -> Attempt:
+    record_id = record_id or ("c-1" if 200 <= status < 300 else "")
     return Attempt(Kind.ANSWERED, status, record_id, f"HTTP {status} message", retry_after)
 
 
@@ -113,6 +114,42 @@ def test_only_a_long_retry_after_pauses_every_worker(retry_after: str | None,
     assert throttle.pauses == pauses
     if retry_after:
         assert float(retry_after) <= delay <= float(retry_after) + 0.1
+
+
+@pytest.mark.parametrize("gateway", [502, 504])
+def test_a_gateway_error_is_ambiguous(gateway: int) -> None:
+    keyless = Scripted(answered(gateway), answered(201))
+    assert deliver(keyless, keyed=False).outcome.code == Code.OUTCOME_UNKNOWN
+    assert keyless.sent == 1
+    keyed = deliver(Scripted(answered(gateway), answered(409)), keyed=True).outcome
+    assert (keyed.status, keyed.code) == (Status.DUPLICATE, Code.CREATED_BY_EARLIER_ATTEMPT)
+
+
+def test_a_keyless_row_is_retried_after_500_and_503() -> None:
+    client = Scripted(answered(500), answered(503), answered(201, record_id="c-2"))
+    assert deliver(client, keyed=False).outcome.id == "c-2"
+
+
+@pytest.mark.parametrize(("attempt", "reason"), [
+    (answered(200, record_id="-"), "the API answered HTTP 200 without a record id"),
+    (answered(404), "the API has no such endpoint (HTTP 404)"),
+    (answered(302), "HTTP 302 message"),
+])
+def test_an_answer_from_something_else_stops_the_run(attempt: Attempt, reason: str) -> None:
+    if attempt.record_id == "-":
+        attempt = Attempt(Kind.ANSWERED, 200, "", "<html>", None)
+    delivered = deliver(Scripted(attempt))
+    assert delivered.stop_reason.startswith(reason)
+    assert delivered.outcome.status == Status.FAILED
+
+
+def test_rows_that_cannot_connect_stop_the_run_after_a_while() -> None:
+    delivery = Delivery(Scripted(*[NOT_SENT] * 40), RetryPolicy(1, base_delay=0.001),
+                        Throttle(None), threading.Event())
+    reasons = [delivery.deliver(n, {}, keyed=True, maybe_sent=False, on_send=lambda: None)
+               .stop_reason for n in range(10)]
+    assert reasons[:9] == [""] * 9
+    assert reasons[9].startswith("cannot reach the API: 10 rows in a row could not connect")
 
 
 def test_unauthorised_stops_the_run() -> None:
