@@ -147,12 +147,19 @@ def _column_reader(position: int) -> Callable[[SourceBatch], Column]:
 
 
 def _template_reader(literals: list[str], positions: tuple[int, ...]) -> Callable:
+    """Columns joined by the template's text; an empty column takes the text before it along
+    (``"{First} {Last}"`` with no last name gives ``First``, not ``First ``). Cell values are
+    never changed inside."""
     def render(cells: list[str]) -> str | None:
         parts = [cells[p].strip() for p in positions]
         if not any(parts):
             return None
-        text = literals[0] + "".join(p + lit for p, lit in zip(parts, literals[1:], strict=True))
-        return " ".join(text.split()) or None
+        joined = [literals[0]]
+        for index, part in enumerate(parts):
+            if part:
+                joined += [literals[index] if index and len(joined) > 1 else "", part]
+        joined.append(literals[-1])
+        return "".join(joined).strip() or None
 
     def read(batch: SourceBatch) -> Column:
         return [render(cells) for cells in batch.cells]

@@ -11,23 +11,24 @@ import os
 import secrets
 import signal
 import sys
-import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
 from importer import __version__
 from importer.bootstrap import init_mapping
 from importer.client import Timeouts
+from importer.destination import TOKEN_ENV
 from importer.errors import ImporterError
 from importer.mapping_check import check_mapping
 from importer.outcomes import Status
 from importer.progress import ProgressDisplay
 from importer.readers import ReadOptions
 from importer.readers.text import DELIMITERS
-from importer.runner import TOKEN_ENV, RunOptions, RunSummary, run_import
+from importer.runner import RunOptions, RunSummary, run_import
 from importer.sandbox import DEFAULT_CUSTOM_FIELDS, Faults, Sandbox
-from importer.session import DEADLINES
+from importer.stopping import Stop
 
 PROG = "routera-import"
 EXIT_OK, EXIT_ROWS, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
@@ -49,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error("interrupted before anything was sent")
         return EXIT_USAGE
     except Exception as exc:
-        _error(f"internal error ({type(exc).__name__}: {exc}); rows already sent are recorded "
-               "in the journal, so rerunning with --resume is safe; please report this")
+        _error(f"internal error ({type(exc).__name__}: {exc}); any rows sent are recorded in "
+               "the journal, so a rerun with --resume is safe; please report this")
         return EXIT_ABORTED
 
 
@@ -203,16 +204,21 @@ def _run(args: argparse.Namespace) -> int:
         resume=args.resume, force=args.force, retry_unknown=args.retry_unknown,
         strict=args.strict,
     )
-    stop = threading.Event()
+    stop = Stop()
     display = ProgressDisplay(sys.stderr, quiet=args.quiet)
     with _stop_on_signals(stop):
         try:
             summary = run_import(options, stop=stop, on_progress=display)
+        except ImporterError as exc:
+            if args.summary_json:
+                _write_json(args.summary_json, {"exit_code": EXIT_USAGE, "error": str(exc),
+                                                "input": str(args.input)})
+            raise
         finally:
             display.close()
     _render(summary)
-    if args.summary_json:
-        _write_json(args.summary_json, summary.to_dict())
+    if args.summary_json and not _write_json(args.summary_json, summary.to_dict()):
+        return max(summary.exit_code, EXIT_ROWS)
     return summary.exit_code
 
 
@@ -243,11 +249,17 @@ def _read_options(args: argparse.Namespace) -> ReadOptions:
                        delimiter=args.delimiter)
 
 
-def _write_json(path: Path, data: dict[str, object]) -> None:
+def _write_json(path: Path, data: dict[str, object]) -> bool:
+    """Replace the file whole, so a scheduler never reads half a summary or yesterday's."""
+    temporary = path.with_name(f".{path.name}.partial")
     try:
-        path.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        temporary.write_text(_redact(json.dumps(data, ensure_ascii=False, indent=2)) + "\n",
+                             encoding="utf-8")
+        os.replace(temporary, path)
     except OSError as exc:
         _error(f"--summary-json {path}: cannot be written ({exc.strerror or exc})")
+        return False
+    return True
 
 
 def _sandbox(args: argparse.Namespace) -> int:
@@ -259,7 +271,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     printed_token = ""
     if not token:
         token = printed_token = secrets.token_urlsafe(24)
-    stop = threading.Event()
+    stop = Stop()
     sandbox = Sandbox(args.db, token=token, host=args.host, port=args.port, faults=faults,
                       fields=fields)
     with sandbox, _stop_on_signals(stop):
@@ -270,26 +282,18 @@ def _sandbox(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class _stop_on_signals:
-    """SIGINT/SIGTERM ask the run to stop; a second Ctrl-C also cuts requests in flight."""
+@contextmanager
+def _stop_on_signals(stop: Stop) -> Iterator[None]:
+    """SIGINT/SIGTERM ask the run to stop; a second one also cuts requests in flight."""
+    def handle(signum: int, frame: FrameType | None) -> None:
+        stop.request()
 
-    def __init__(self, stop: threading.Event) -> None:
-        self.stop = stop
-        self.previous: dict[int, object] = {}
-
-    def __enter__(self) -> "_stop_on_signals":
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.stop.is_set():
-            DEADLINES.expire_all()
-        self.stop.set()
-
-    def __exit__(self, *exc_info: object) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _render(summary: RunSummary) -> None:

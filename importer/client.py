@@ -16,7 +16,7 @@ import requests
 import urllib3
 
 from importer.errors import ConfigError
-from importer.session import DEADLINES
+from importer.session import Deadlines
 
 DEFAULT_API_URL = "https://api.routera.io"
 MAX_BODY = 65_536
@@ -48,7 +48,11 @@ class Target:
 
 def check_base_url(url: str) -> str:
     """Refuse URLs that would send the token in clear text or to a user@host in the URL."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018
+    except ValueError as exc:
+        raise ConfigError(f"API URL {url!r} is not a valid URL ({exc})") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"API URL {url!r} is not an http(s) URL such as {DEFAULT_API_URL}")
     if parts.username or parts.password:
@@ -125,6 +129,7 @@ class ContactsClient:
         self.session = session
         self.timeouts = timeouts
         self._auth = _Bearer(target.token)
+        self.deadlines = Deadlines()
         self._template = session.prepare_request(requests.Request(
             "POST", target.endpoint, data=b"", auth=self._auth,
             headers={"Content-Type": "application/json; charset=utf-8"}))
@@ -133,7 +138,7 @@ class ContactsClient:
                               "timeout": (timeouts.connect, timeouts.read)}
 
     def create(self, fields: dict[str, str]) -> Attempt:
-        with DEADLINES.watch(self.timeouts.total) as watch:
+        with self.deadlines.watch(self.timeouts.total) as watch:
             try:
                 response = self._post(fields)
             except requests.RequestException as exc:

@@ -25,6 +25,10 @@ VERSION = 1
 SYNC_EVERY = 1.0
 
 
+class JournalError(OSError):
+    """The journal cannot be written, so the run must stop before sending rows unrecorded."""
+
+
 def journal_path(results: Path) -> Path:
     return results.with_name(results.name + ".journal")
 
@@ -119,18 +123,25 @@ class Journal:
         self._write(_record(outcome))
 
     def close(self, complete: bool) -> None:
-        self._write({"end": _now(), "complete": complete})
-        with self._lock:
-            os.fsync(self._fd)
+        try:
+            self._write({"end": _now(), "complete": complete})
+            with self._lock:
+                os.fsync(self._fd)
+        finally:
             os.close(self._fd)
 
     def _write(self, record: dict) -> None:
         data = _line(record)
         with self._lock:
-            os.write(self._fd, data)
-            if time.monotonic() - self._last_sync >= SYNC_EVERY:
-                os.fsync(self._fd)
-                self._last_sync = time.monotonic()
+            try:
+                os.write(self._fd, data)
+                if time.monotonic() - self._last_sync >= SYNC_EVERY:
+                    os.fsync(self._fd)
+                    self._last_sync = time.monotonic()
+            except OSError as exc:
+                raise JournalError(exc.errno, f"cannot write the journal {self.path} "
+                                   f"({exc.strerror or exc}); stopped so that no row is sent "
+                                   "without a record") from exc
 
 
 def _record(outcome: Outcome) -> dict:

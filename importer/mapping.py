@@ -220,7 +220,8 @@ class _Builder:
             value=self.optional_text(keys.get("value"), f"{name}.value"),
             template=self.template(keys.get("template"), name),
             transforms=self.transform_list(keys.get("transform"), name),
-            default=self.optional_text(keys.get("default"), f"{name}.default"),
+            default=(self.optional_text(keys.get("default"), f"{name}.default") or "").strip()
+            or None,
             transform_names=self.transform_names(keys.get("transform")),
         )
 

@@ -33,8 +33,10 @@ class Code(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RowProblem:
-    """One reason a row cannot be sent as it is; ``field`` names the API field when there is one."""
+    """One reason a row cannot be sent as it is; ``field`` names the API field when there is one,
+    ``earlier`` the row a duplicate repeats."""
 
     code: Code
     message: str
     field: str | None = None
+    earlier: int = 0

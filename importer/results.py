@@ -178,9 +178,10 @@ class ResultsWriter:
             while len(self._pending) > limit:
                 self._cond.wait(0.5)
 
-    @property
-    def written(self) -> int:
-        return self._next
+    def missing(self, rows: int) -> int:
+        """How many of the first ``rows`` rows have no outcome (none, unless something broke)."""
+        with self._cond:
+            return rows - sum(self.counts.values())
 
     def close(self, summary: dict[str, str]) -> None:
         with self._cond:

@@ -7,7 +7,6 @@ should see) or raises an ``ImporterError`` before anything was sent.
 
 import gc
 import os
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,13 +19,22 @@ from pathlib import Path
 import requests
 
 from importer.binding import BoundMapping, MappedBatch, bind
-from importer.client import DEFAULT_API_URL, ContactsClient, Target, Timeouts, check_base_url
+from importer.client import ContactsClient, Target, Timeouts
 from importer.delivery import Delivery, RetryPolicy
-from importer.errors import ConfigError, ResumeError
-from importer.journal import Journal, Prior, file_digest, journal_path, load_prior
+from importer.destination import destination
+from importer.errors import ConfigError, ImporterError, ResumeError
+from importer.journal import (
+    Journal,
+    JournalError,
+    Prior,
+    file_digest,
+    journal_path,
+    load_prior,
+)
 from importer.lock import ResultsLock
 from importer.mapping import Mapping, load_mapping
 from importer.outcomes import IDENTITY_FIELDS, Outcome, Status
+from importer.problems import Code, RowProblem
 from importer.readers import ReadOptions, Table, describe, open_table
 from importer.results import (
     ResultsWriter,
@@ -35,17 +43,16 @@ from importer.results import (
     results_format,
 )
 from importer.resume import Plan, plan_for
-from importer.sandbox import Sandbox
 from importer.session import build_session
+from importer.stopping import Stop
 from importer.throttle import Throttle
 from importer.validation import Validator, has_dedupe_key
 from importer.workers import Job, Workers
 
-TOKEN_ENV = "ROUTERA_API_TOKEN"
-URL_ENV = "ROUTERA_API_URL"
 PROGRESS_EVERY = 0.25
 REORDER_LIMIT = 20_000
 GC_EVERY = 64
+SENT = frozenset({Status.CREATED, Status.REJECTED, Status.FAILED, Status.SKIPPED})
 
 
 @dataclass(frozen=True)
@@ -156,50 +163,34 @@ def run_import(
         delimiter=options.delimiter,
     ))
     bound, note = bind(mapping, table)
-    results = _results_path(options)
-    with _api(options, mapping, environ) as (target, api_note), ResultsLock(results):
-        job = _Job(options, mapping, table, bound, results, target, stop or threading.Event())
+    results, results_note = _results_path(options)
+    where = destination(dry_run=options.dry_run, sandbox=options.sandbox,
+                        sandbox_db=options.sandbox_db, api_url=options.api_url,
+                        object_name=mapping.object, environ=environ)
+    with where as (target, api_note), ResultsLock(results):
+        job = _Job(options, mapping, table, bound, results, target, stop or Stop())
         job.summary.started = started
-        if note:
-            job.summary.notes.append(note)
+        job.summary.notes += [n for n in (note, results_note) if n]
         job.summary.api = api_note
         return job.run(on_progress, session)
 
 
-def _results_path(options: RunOptions) -> Path:
+def _results_path(options: RunOptions) -> tuple[Path, str]:
+    """The results path, and a note when a dry run had to keep clear of a real run's results."""
     path = options.results or default_results_path(options.input)
     results_format(path)
     if path.exists() and path.resolve() == options.input.resolve():
         raise ConfigError(f"--results {path} is the input file itself; choose another path")
     if not path.parent.is_dir():
         raise ConfigError(f"--results {path}: the folder {path.parent} does not exist")
-    return path
-
-
-@contextmanager
-def _api(options: RunOptions, mapping: Mapping,
-         environ: EnvMapping[str, str]) -> Iterator[tuple[Target | None, str]]:
-    """Where rows go: nowhere (dry run), the in-process sandbox, or the real API."""
-    if options.dry_run:
-        yield None, "dry run: nothing was sent"
-        return
-    token = environ.get(TOKEN_ENV, "").strip()
-    if options.sandbox:
-        token = token or secrets.token_urlsafe(24)
-        db = options.sandbox_db or Path(".routera-sandbox.db")
-        with Sandbox(db, token=token) as sandbox:
-            name = f"sandbox:{db.resolve()}/{mapping.object}"
-            yield (Target(sandbox.url, token, mapping.object, name),
-                   f"SANDBOX at {sandbox.url} (database {db}), not the real API")
-        return
-    url = check_base_url(options.api_url or environ.get(URL_ENV) or DEFAULT_API_URL)
-    if not token:
-        raise ConfigError(f"{TOKEN_ENV} is not set; export the API token first (or try "
-                          "--sandbox or --dry-run)")
-    if any(ch.isspace() or ord(ch) < 32 for ch in token):
-        raise ConfigError(f"{TOKEN_ENV} contains spaces or control characters; copy the token "
-                          "again")
-    yield Target(url, token, mapping.object), url
+    if not (options.dry_run and journal_path(path).exists()):
+        return path, ""
+    if options.results is not None:
+        raise ConfigError(f"--results {path} holds the results of a real run (see "
+                          f"{journal_path(path).name}); give the dry run another --results path")
+    dry = path.with_name(f"{options.input.stem}.dry-run{path.suffix}")
+    return dry, (f"{path.name} holds a real run's results, so this dry run wrote {dry.name} "
+                 "instead")
 
 
 class _Job:
@@ -221,30 +212,62 @@ class _Job:
                                   source=describe(table), dry_run=options.dry_run,
                                   strict=options.strict)
         self.seq = 0
+        self.on_progress: Callable[[Progress], None] | None = None
+        self.last_progress = 0.0
+        self.writer: ResultsWriter
 
     def run(self, on_progress: Callable[[Progress], None] | None,
             session: requests.Session | None) -> RunSummary:
+        """The journal is created before the results file, so a results file without a journal
+        never comes from a run that sent something."""
         self.on_progress = on_progress
-        self.last_progress = 0.0
         plan, journal = self._start_journal()
         self.writer = ResultsWriter(self.summary.results, durable=self.target is not None)
         workers = self._workers(session, journal) if self.target else None
         try:
+            self._stream(plan, journal, workers)
+        finally:
+            if workers:
+                workers.finish(self._progress)
+            if journal:
+                self._close_journal(journal)
+            self._finish()
+        return self.summary
+
+    def _close_journal(self, journal: Journal) -> None:
+        try:
+            journal.close(complete=not self.stop_reason)
+        except JournalError as exc:
+            self._request_stop(exc.strerror or str(exc))
+
+    def _stream(self, plan: Plan, journal: Journal | None, workers: Workers | None) -> None:
+        """Every batch through mapping, validation and routing, until the end or a stop.
+
+        Once rows have been sent, a problem further down the file (a damaged line, a huge
+        cell) can no longer be "nothing was sent": it stops the run instead, with its summary.
+        """
+        try:
             with _young_garbage_only():
                 for number, batch in enumerate(self.table.batches()):
+                    if workers is None and self.stop.is_set():
+                        self._request_stop("interrupted (Ctrl-C or SIGTERM) before every row "
+                                           "was read")
+                        return
                     mapped = self.bound.apply(batch)
                     self.validator.check(mapped)
                     self._route(mapped, plan, journal, workers)
                     self._progress()
                     if number % GC_EVERY == GC_EVERY - 1:
                         gc.collect(1)
-        finally:
-            if workers:
-                workers.finish(self._progress)
-            if journal:
-                journal.close(complete=not self.stop_reason)
-            self._finish()
-        return self.summary
+        except ImporterError as exc:
+            if workers is None or not workers.submitted:
+                raise
+            self._request_stop(f"{exc}; the rows above it were sent, the rest were not read")
+        except JournalError as exc:
+            self._request_stop(exc.strerror or str(exc))
+        except OSError as exc:
+            self._request_stop(f"cannot write the results {self.summary.results} "
+                               f"({exc.strerror or exc})")
 
     def _start_journal(self) -> tuple[Plan, Journal | None]:
         if self.target is None:
@@ -260,15 +283,19 @@ class _Job:
             self.summary.notes.append(note)
         return plan, Journal(path, fingerprint, plan.carried(), plan.unknown())
 
-    def _prior_from_results(self, journal: Path, fingerprint: dict[str, object]) -> Prior:
+    def _prior_from_results(self, journal: Path, fingerprint: dict[str, object]) -> Prior | None:
         """Resume from the results file alone: allowed only with --force, because without the
-        journal nobody can tell whether the input changed or which rows were sent unanswered."""
+        journal nobody can tell whether the input changed or which rows were sent unanswered.
+        Results that show nothing was ever sent (a dry run's) are simply ignored."""
+        outcomes = read_outcomes(self.summary.results)
+        if not any(o.http_status is not None or o.status in SENT for o in outcomes.values()):
+            return None
         if not self.options.force:
             raise ResumeError(f"cannot resume: {journal.name} (the journal of the earlier run) "
                               "is missing, so a changed input or rows sent without an answer "
                               "cannot be detected; pass --force to resume from "
                               f"{self.summary.results.name} alone")
-        return Prior(fingerprint, read_outcomes(self.summary.results))
+        return Prior(fingerprint, outcomes)
 
     def _fingerprint(self) -> dict[str, object]:
         """What must be unchanged for earlier results to still describe these rows."""
@@ -288,6 +315,8 @@ class _Job:
         concurrency = max(1, self.options.concurrency)
         session = session or build_session(self.target.base_url, concurrency)
         client = ContactsClient(self.target, session, self.options.timeouts)
+        if isinstance(self.stop, Stop):
+            self.stop.on_force(client.deadlines.expire_all)
         throttle = Throttle(self.options.rate_limit)
         delivery = Delivery(client, RetryPolicy(self.options.max_retries), throttle, self.stop)
         return Workers(delivery, journal, self.writer, concurrency, self.stop,
@@ -306,13 +335,13 @@ class _Job:
                                                     strict=True)):
             seq, self.seq = self.seq, self.seq + 1
             problem = mapped.problems.get(index)
-            if problem is not None:
+            if problem is not None and (workers is None or problem.code != Code.DUPLICATE_IN_FILE):
                 settled.append((seq, Outcome.from_problem(row, problem, identity)))
             elif workers is None:
                 settled.append((seq, self._ready(row, index, mapped, identity)))
             else:
                 outcome = self._send_or_settle(seq, row, mapped.fields(index), identity, plan,
-                                               journal, workers)
+                                               journal, workers, problem)
                 if outcome is not None:
                     settled.append((seq, outcome))
         self.writer.add_many(settled)
@@ -320,18 +349,32 @@ class _Job:
 
     def _send_or_settle(self, seq: int, row: int, fields: dict[str, str],
                         identity: tuple[str, ...], plan: Plan, journal: Journal | None,
-                        workers: Workers) -> Outcome | None:
-        """Queue the row for sending, or return its outcome when it must not be sent."""
+                        workers: Workers, problem: RowProblem | None) -> Outcome | None:
+        """Queue the row for sending, or return its outcome when it must not be sent.
+
+        A repeat of an earlier row (``problem``) is sent only if that row came to nothing.
+        """
         keyed = has_dedupe_key(fields)
+        job = Job(seq, row, fields, identity, keyed, plan.maybe_sent(row), problem)
         outcome = plan.settled(row, keyed)
+        if outcome is None and problem is not None:
+            decision = workers.followers.follow(problem.earlier, row, job)
+            if decision == "waiting":
+                return None
+            if decision == "duplicate":
+                return Outcome.from_problem(row, problem, identity)
         if outcome is None and self.stop.is_set():
-            outcome = workers.delivery.stopped(row, keyed, plan.maybe_sent(row))
+            outcome = workers.delivery.stopped(row, keyed, job.maybe_sent)
         if outcome is None:
-            workers.submit(Job(seq, row, fields, identity, keyed, plan.maybe_sent(row)))
+            workers.submit(job)
             return None
+        workers.followers.finished(row, outcome.status)
         outcome = replace(outcome, identity=identity)
         if journal:
-            journal.outcome(outcome)
+            try:
+                journal.outcome(outcome)
+            except JournalError as exc:
+                self._request_stop(exc.strerror or str(exc))
         return outcome
 
     def _ready(self, row: int, index: int, mapped: MappedBatch,
@@ -356,6 +399,10 @@ class _Job:
         summary.counts = dict(self.writer.counts)
         interrupted = self.stop.is_set() and (summary.counts[Status.SKIPPED]
                                               or summary.counts[Status.FAILED])
+        missing = self.writer.missing(self.seq)
+        if missing:
+            self._request_stop(f"{missing} rows have no outcome (an internal error); rerun "
+                               "with --resume to settle them")
         summary.stop_reason = self.stop_reason or (
             "interrupted (Ctrl-C or SIGTERM) before every row was sent" if interrupted else "")
         summary.empty_rows = self.table.stats.empty_rows

@@ -270,6 +270,7 @@ class Sandbox:
     def __init__(self, db: Path, *, token: str, host: str = "127.0.0.1", port: int = 0,
                  faults: Faults | None = None,
                  fields: tuple[str, ...] = DEFAULT_CUSTOM_FIELDS) -> None:
+        self.token = token
         self.store = Store(db)
         try:
             self.server = _Server((host, port), self.store, token, faults or Faults(), fields)

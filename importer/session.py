@@ -47,14 +47,13 @@ class Deadlines:
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Watch]] = []
         self._order = itertools.count()
-        self._local = threading.local()
         self._thread: threading.Thread | None = None
 
     @contextmanager
     def watch(self, seconds: float) -> Iterator[Watch]:
         """Everything sent by this thread inside the block must finish within ``seconds``."""
         entry = Watch(time.monotonic() + seconds)
-        self._local.watch = entry
+        _CURRENT.watch = (self, entry)
         with self._cond:
             earliest = not self._heap or entry.deadline < self._heap[0][0]
             heapq.heappush(self._heap, (entry.deadline, next(self._order), entry))
@@ -64,20 +63,17 @@ class Deadlines:
         try:
             yield entry
         finally:
-            self._local.watch = None
+            _CURRENT.watch = None
             with self._cond:
                 entry.done = True
 
-    def attach(self, conn: object) -> None:
-        """Called by a connection as it starts a request, so the deadline knows its socket."""
-        entry = getattr(self._local, "watch", None)
-        if entry is not None:
-            with self._cond:
-                entry.conn = conn
-                conn._routera_watch = entry
+    def attach(self, entry: Watch, conn: object) -> None:
+        with self._cond:
+            entry.conn = conn
+            conn._routera_watch = entry
 
     def expire_all(self) -> None:
-        """Cut every request in flight now (a second Ctrl-C)."""
+        """Cut every request of this run in flight now (a second Ctrl-C)."""
         with self._cond:
             for _, _, entry in self._heap:
                 if not entry.done:
@@ -113,18 +109,27 @@ class Deadlines:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
-DEADLINES = Deadlines()
+_CURRENT = threading.local()
+"""The (deadlines, watch) of the request this thread is making, for its connection to join."""
+
+
+def _attach(conn: object) -> None:
+    """Called by a connection as it starts a request, so the deadline knows its socket."""
+    current = getattr(_CURRENT, "watch", None)
+    if current is not None:
+        owner, entry = current
+        owner.attach(entry, conn)
 
 
 class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
     def request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        DEADLINES.attach(self)
+        _attach(self)
         return super().request(*args, **kwargs)
 
 
 class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
     def request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        DEADLINES.attach(self)
+        _attach(self)
         return super().request(*args, **kwargs)
 
 

@@ -53,9 +53,9 @@ def digits(text: str) -> str | None:
 
 def _date(argument: Any) -> Transform:
     formats = [argument] if isinstance(argument, str) else argument
-    if not formats or not all(isinstance(f, str) and "%" in f for f in formats):
-        raise ValueError("transform 'date' needs an input format such as \"%d/%m/%Y\" "
-                         "(or a list of formats)")
+    if not formats or not all(isinstance(f, str) and _readable(f) for f in formats):
+        raise ValueError("transform 'date' needs input formats that strptime understands, "
+                         "such as \"%d/%m/%Y\" (or a list of them)")
 
     def parse(text: str) -> str:
         if ISO_DATE.match(text):
@@ -70,6 +70,17 @@ def _date(argument: Any) -> Transform:
         raise ValueError(f"{text!r} is not a date in the format {' or '.join(formats)}")
 
     return parse
+
+
+def _readable(fmt: str) -> bool:
+    """A format strptime can read back what strftime wrote with it (so ``%Q`` is refused)."""
+    if "%" not in fmt:
+        return False
+    sample = dt.datetime(2001, 2, 3, 4, 5, 6)
+    try:
+        return dt.datetime.strptime(sample.strftime(fmt), fmt) is not None
+    except ValueError:
+        return False
 
 
 def _lookup(argument: Any) -> Transform:

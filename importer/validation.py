@@ -130,7 +130,7 @@ def _repeat(keys: list[_KeyColumn], index: int, row: int) -> RowProblem | None:
         first = int(key.earlier[index]) or key.walked.get(fingerprint)
         if first:
             return RowProblem(Code.DUPLICATE_IN_FILE, f"same {key.name} as row {first}",
-                              key.name)
+                              key.name, first)
     for key, fingerprint in prints:
         key.walked[fingerprint] = row
     return None

@@ -10,7 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from importer.delivery import Delivery
-from importer.journal import Journal
+from importer.followers import Followers
+from importer.journal import Journal, JournalError
+from importer.outcomes import Outcome
+from importer.problems import RowProblem
 from importer.results import ResultsWriter
 
 
@@ -24,10 +27,16 @@ class Job:
     identity: tuple[str, ...]
     keyed: bool
     maybe_sent: bool
+    repeats: RowProblem | None = None
 
 
 class Workers:
-    """``concurrency`` threads delivering jobs; each outcome is journaled, then written."""
+    """``concurrency`` threads delivering jobs; each outcome is journaled, then written.
+
+    A worker never dies with a job in hand: whatever goes wrong, the job's row gets an outcome
+    in the results, and a failure that makes the run unsafe (the journal cannot be written)
+    stops the run.
+    """
 
     def __init__(self, delivery: Delivery, journal: Journal, writer: ResultsWriter,
                  concurrency: int, stop: threading.Event,
@@ -37,6 +46,8 @@ class Workers:
         self.writer = writer
         self.stop = stop
         self.on_stop = on_stop
+        self.submitted = 0
+        self.followers = Followers()
         self.queue: queue.Queue[Job | None] = queue.Queue(maxsize=concurrency * 2)
         self.threads = [threading.Thread(target=self._work, name=f"sender-{n}", daemon=True)
                         for n in range(concurrency)]
@@ -46,48 +57,103 @@ class Workers:
     def submit(self, job: Job) -> None:
         """Queue a job, waiting while the workers are busy (a stop turns it into a skip)."""
         while True:
+            if not any(thread.is_alive() for thread in self.threads):
+                self.on_stop("internal error: every sending thread has ended; please report this")
             if self.stop.is_set():
-                self._settle_unsent(job)
+                self._record(job, self._unsent(job))
                 return
             try:
+                self.followers.sending(job.row)
                 self.queue.put(job, timeout=0.2)
+                self.submitted += 1
                 return
             except queue.Full:
                 continue
 
     def finish(self, tick: Callable[[], None]) -> None:
         """Let the queued and in-flight rows finish; ``tick`` keeps progress alive meanwhile."""
-        for _ in self.threads:
-            self.queue.put(None)
+        ends = len(self.threads)
+        while ends and any(t.is_alive() for t in self.threads):
+            try:
+                self.queue.put(None, timeout=0.2)
+                ends -= 1
+            except queue.Full:
+                tick()
         for thread in self.threads:
             while thread.is_alive():
                 thread.join(0.2)
                 tick()
+        while not self.queue.empty():
+            job = self.queue.get_nowait()
+            if job is not None:
+                self._record(job, self._unsent(job))
 
     def _work(self) -> None:
         while (job := self.queue.get()) is not None:
-            if self.stop.is_set():
-                self._settle_unsent(job)
-                continue
-            try:
-                self._deliver(job)
-            except Exception as exc:
-                self.on_stop(f"internal error while sending row {job.row}: "
-                             f"{type(exc).__name__}")
-                self._settle_unsent(replace(job, maybe_sent=True))
+            self._handle(job)
 
-    def _deliver(self, job: Job) -> None:
-        delivered = self.delivery.deliver(
-            job.row, job.fields, keyed=job.keyed, maybe_sent=job.maybe_sent,
-            on_send=lambda: self.journal.sending(job.row))
-        outcome = replace(delivered.outcome, identity=job.identity)
-        self.journal.outcome(outcome)
-        self.writer.add(job.seq, outcome)
+    def _handle(self, job: Job) -> None:
+        """Deliver one job, then settle or send the rows that were waiting for it.
+
+        If it succeeded, its followers are duplicates of it; if not, the first follower is sent
+        in its place (from this thread, so the queue never waits on itself) and the others wait
+        for that one.
+        """
+        pending = [job]
+        while pending:
+            current = pending.pop()
+            outcome = self._deliver(current)
+            succeeded, waiting = self.followers.finished(current.row, outcome.status)
+            if not waiting:
+                continue
+            if not succeeded:
+                first, *rest = sorted(waiting, key=lambda j: j.row)
+                self.followers.promote(first, rest)
+                pending.append(first)
+                continue
+            for follower in waiting:
+                self._record(follower, self._duplicate_of(follower, current.row))
+
+    @staticmethod
+    def _duplicate_of(follower: Job, leader: int) -> Outcome:
+        problem = follower.repeats
+        assert problem is not None
+        return Outcome.from_problem(follower.row, replace(
+            problem, earlier=leader, message=f"same {problem.field} as row {leader}"), ())
+
+    def _deliver(self, job: Job) -> Outcome:
+        """The job's outcome, recorded; nothing that goes wrong escapes this thread."""
+        if self.stop.is_set():
+            return self._record(job, self._unsent(job))
+        try:
+            delivered = self.delivery.deliver(
+                job.row, job.fields, keyed=job.keyed, maybe_sent=job.maybe_sent,
+                on_send=lambda: self.journal.sending(job.row))
+        except JournalError as exc:
+            self.on_stop(exc.strerror or str(exc))
+            return self._record(job, self._unsent(replace(job, maybe_sent=True)))
+        except Exception as exc:
+            self.on_stop(f"internal error while sending row {job.row} ({type(exc).__name__}: "
+                         f"{exc}); please report this")
+            return self._record(job, self._unsent(replace(job, maybe_sent=True)))
         if delivered.stop_reason:
             self.on_stop(delivered.stop_reason)
+        return self._record(job, delivered.outcome)
 
-    def _settle_unsent(self, job: Job) -> None:
-        outcome = replace(self.delivery.stopped(job.row, job.keyed, job.maybe_sent),
-                          identity=job.identity)
-        self.journal.outcome(outcome)
-        self.writer.add(job.seq, outcome)
+    def _unsent(self, job: Job) -> Outcome:
+        return self.delivery.stopped(job.row, job.keyed, job.maybe_sent)
+
+    def _record(self, job: Job, outcome: Outcome) -> Outcome:
+        """Journal, then results; a journal that cannot be written stops the run."""
+        outcome = replace(outcome, identity=job.identity)
+        try:
+            self.journal.outcome(outcome)
+        except Exception as exc:
+            self.on_stop(exc.strerror if isinstance(exc, JournalError) else
+                         f"cannot write the journal {self.journal.path} ({exc})")
+        try:
+            self.writer.add(job.seq, outcome)
+        except Exception as exc:
+            self.on_stop(f"cannot write the results {self.writer.path} ({exc})")
+        return outcome
+

@@ -4,11 +4,13 @@ openpyxl takes a fifth of the importer's start-up, so the CSV and JSON Lines pat
 """
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font, PatternFill
 
 from importer.outcomes import Outcome, Status
@@ -38,6 +40,8 @@ class XlsxResults:
         self.fills = {s: PatternFill("solid", fgColor=c) for s, c in colours.items()}
 
     def _cell(self, value: object, **style: object) -> WriteOnlyCell:
+        if isinstance(value, str):
+            value = ILLEGAL_CHARACTERS_RE.sub(_escaped, value)
         cell = WriteOnlyCell(self.sheet, value=value)
         if isinstance(value, str):
             cell.data_type = "s"
@@ -68,3 +72,8 @@ class XlsxResults:
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(self.temporary, self.path)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    """Control characters XLSX cannot hold, shown as ``\\x0b`` instead of failing the file."""
+    return f"\\x{ord(match.group()):02x}"

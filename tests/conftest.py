@@ -101,3 +101,38 @@ def records(api: Sandbox) -> list[dict[str, object]]:
 
 def dump(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+@pytest.fixture
+def scripted_api():
+    """A tiny API whose answer to each create request is decided by ``answer(fields)``."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    servers = []
+
+    def start(answer) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                fields = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                status, body = answer(fields["fields"])
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()

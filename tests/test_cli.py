@@ -98,7 +98,7 @@ def test_a_refused_token_stops_the_run(cli, sandbox, export, mapping_file, monke
     assert sandbox.store.records() == []
     assert sandbox.stats == {401: 1}
     statuses = [r["status"] for r in read_results(export.with_name("out.csv"))]
-    assert statuses == ["failed", "skipped", "invalid", "invalid", "duplicate", "skipped"]
+    assert statuses == ["failed", "skipped", "invalid", "invalid", "skipped", "skipped"]
     assert ("  STOPPED: the API refused the token (HTTP 401 Unauthorized): check "
             "ROUTERA_API_TOKEN (missing account context); rerun with --resume to continue"
             ) in result.lines

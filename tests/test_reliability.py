@@ -5,6 +5,7 @@ no record is created twice, and every stored record holds exactly the row's valu
 """
 
 import csv
+import json
 import os
 import random
 import signal
@@ -272,3 +273,90 @@ def test_resume_from_the_results_file_alone_needs_force(cli, sandbox, export, tm
     assert len(sandbox.store.records()) == 5
     if suffix == ".csv":
         assert [r["status"] for r in read_results(results)] == ["created"] * 4 + ["duplicate"]
+
+
+def test_a_repeat_of_a_rejected_row_is_sent_in_its_place(cli, scripted_api,
+                                                         tmp_path: Path) -> None:
+    created: list[dict[str, str]] = []
+
+    def answer(fields: dict[str, str]) -> tuple[int, dict]:
+        if fields.get("first_name") == "Bad":
+            return 400, {"error": "first_name is not allowed"}
+        created.append(fields)
+        return 201, {"id": f"c-{len(created)}"}
+
+    url = scripted_api(answer)
+    path = tmp_path / "in.csv"
+    path.write_text("First Name,Email\nBad,ada@x.io\nAda,ADA@x.io\nAda again,ada@x.io\n"
+                    "Grace,grace@x.io\nGrace 2,grace@x.io\n", encoding="utf-8")
+    (tmp_path / "m.yaml").write_text("version: 1\nfields:\n  first_name: First Name\n"
+                                     "  email: {column: Email, transform: [lower]}\n")
+    result = cli("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", url,
+                 "--concurrency", "1", "--results", tmp_path / "r.csv")
+    rows = read_results(tmp_path / "r.csv")
+    assert [(r["row"], r["status"], r["error"]) for r in rows] == [
+        ("2", "rejected", "first_name is not allowed"),
+        ("3", "created", ""),
+        ("4", "duplicate", "same email as row 3"),
+        ("5", "created", ""),
+        ("6", "duplicate", "same email as row 5"),
+    ]
+    assert [f["first_name"] for f in created] == ["Ada", "Grace"]
+    assert result.code == 0
+
+
+def test_an_unreadable_line_after_sending_began_stops_the_run(cli, sandbox, tmp_path: Path,
+                                                              export) -> None:
+    path, _ = export(5000)
+    with path.open("a", encoding="utf-8") as f:
+        f.write('9999999,Big,"' + "x" * 1_100_000 + '",big@x.io,00000\n')
+    result = cli("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", sandbox.url,
+                 "--results", tmp_path / "r.csv", "--summary-json", tmp_path / "s.json")
+    assert result.code == 3
+    assert "a cell holds more than 1,048,576 characters" in result.out
+    assert "the rows above it were sent, the rest were not read" in result.out
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["exit_code"] == 3
+    assert summary["rows"] == len(read_results(tmp_path / "r.csv")) >= 4095
+
+
+def test_a_journal_that_cannot_be_written_stops_the_run_without_hanging(
+        cli, sandbox, export, tmp_path: Path, monkeypatch) -> None:
+    import importer.journal
+
+    calls = {"n": 0}
+
+    class DiskFillsUp:
+        def __getattr__(self, name: str) -> object:
+            return getattr(os, name)
+
+        def write(self, fd: int, data: bytes) -> int:
+            calls["n"] += 1
+            if calls["n"] > 40:
+                raise OSError(28, "No space left on device")
+            return os.write(fd, data)
+
+    monkeypatch.setattr(importer.journal, "os", DiskFillsUp())
+    path, _ = export(300)
+    started = time.monotonic()
+    result = cli("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", sandbox.url,
+                 "--results", tmp_path / "r.csv")
+    assert time.monotonic() - started < 30
+    assert result.code == 3
+    assert "cannot write the journal" in result.out and "No space left on device" in result.out
+    assert len(read_results(tmp_path / "r.csv")) == 300
+
+
+@pytest.mark.parametrize(("base", "reason"), [
+    ("{url}/v9", "the API has no such endpoint (HTTP 404): check --api-url"),
+    ("http://127.0.0.1:9", "cannot reach the API: 10 rows in a row could not connect"),
+])
+def test_the_wrong_api_stops_the_run(cli, sandbox, export, tmp_path: Path, base: str,
+                                     reason: str) -> None:
+    path, _ = export(30)
+    result = cli("run", path, "--mapping", tmp_path / "m.yaml",
+                 "--api-url", base.format(url=sandbox.url), "--max-retries", "0",
+                 "--concurrency", "2", "--results", tmp_path / "r.csv")
+    assert result.code == 3
+    assert f"  STOPPED: {reason}" in "\n".join(result.lines)
+    assert len(read_results(tmp_path / "r.csv")) == 30

@@ -31,7 +31,6 @@ BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16"),
     (codecs.BOM_UTF16_BE, "utf-16"),
 )
-FALLBACK_ENCODINGS = ("utf-8", "cp1252")
 
 
 def detect_encoding(path: Path, head: bytes) -> str:
@@ -45,9 +44,16 @@ def detect_encoding(path: Path, head: bytes) -> str:
     if b"\x00" in head:
         raise InputError(f"{path}: contains binary data (NUL bytes), not text; export the data "
                          "as CSV or as a workbook")
-    for encoding in FALLBACK_ENCODINGS:
-        if _decodes(path, encoding):
-            return encoding
+    bad = _first_bad_byte(path, "utf-8")
+    if bad is None:
+        return "utf-8"
+    line, utf8_before = bad
+    if utf8_before:
+        raise InputError(f"{path}: line {line} holds bytes that are not UTF-8, while the text "
+                         "before it is UTF-8 (a pasted legacy value?); fix that line, or pass "
+                         "--encoding if the whole file is in another encoding")
+    if _first_bad_byte(path, "cp1252") is None:
+        return "cp1252"
     raise InputError(f"{path}: the text is neither UTF-8 nor Windows-1252; pass --encoding with "
                      "the encoding it was saved in")
 
@@ -66,8 +72,11 @@ def _utf16_without_bom(head: bytes) -> str | None:
     return None
 
 
-def _decodes(path: Path, encoding: str) -> bool:
+def _first_bad_byte(path: Path, encoding: str) -> tuple[int, bool] | None:
+    """None when the whole file decodes; else the line of the first bad byte, and whether
+    non-ASCII text before it decoded fine (a UTF-8 file with one damaged value, not cp1252)."""
     decoder = codecs.getincrementaldecoder(encoding)("strict")
+    lines, non_ascii = 1, False
     with path.open("rb") as f:
         while block := f.read(SCAN_BYTES):
             if b"\x00" in block:
@@ -75,13 +84,16 @@ def _decodes(path: Path, encoding: str) -> bool:
                                  "text export; export it again")
             try:
                 decoder.decode(block)
-            except UnicodeDecodeError:
-                return False
+            except UnicodeDecodeError as exc:
+                before = block[:exc.start]
+                return lines + before.count(b"\n"), non_ascii or not before.isascii()
+            lines += block.count(b"\n")
+            non_ascii = non_ascii or not block.isascii()
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
-            return False
-    return True
+            return lines, non_ascii
+    return None
 
 
 def detect_delimiter(sample: str, suffix: str) -> str:
@@ -129,7 +141,44 @@ def read_text(path: Path, head: bytes, encoding: str | None,
         sample = sample[hint.end():]
     delimiter = delimiter or (hint and hint.group(1)) or detect_delimiter(
         sample, path.suffix.lower())
+    _refuse_unclosed_quote(path, encoding, delimiter)
     return _chunks(path, encoding, delimiter, skip_hint=bool(hint)), encoding, delimiter
+
+
+def _refuse_unclosed_quote(path: Path, encoding: str, delimiter: str) -> None:
+    """A quote that is never closed makes the rest of the file one cell; refuse that up front.
+
+    Reading leniently (as Excel does: ``"ab"c`` is ``abc``) would otherwise swallow every
+    following row without a word. Only a file with an odd number of quote characters can have
+    one, so only such a file is parsed a second time, strictly, to find the line.
+    """
+    try:
+        with path.open(encoding=encoding, newline="") as f:
+            quotes = sum(block.count('"') for block in iter(lambda: f.read(SCAN_BYTES), ""))
+            if quotes % 2 == 0:
+                return
+            f.seek(0)
+            line = _unclosed_quote_line(_bounded_lines(path, f), delimiter)
+    except (UnicodeError, csv.Error):
+        return
+    if line:
+        raise InputError(f"{path}: line {line}: a quoted cell opens on this line and is never "
+                         "closed, so every line after it would be read as one cell; close the "
+                         'quote (a quote inside a value is written "")')
+
+
+def _unclosed_quote_line(lines: Iterator[str], delimiter: str) -> int | None:
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    start = 1
+    while True:
+        try:
+            next(reader)
+        except StopIteration:
+            return None
+        except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                return start
+        start = reader.line_num + 1
 
 
 def _refuse_binary(path: Path, sample: str) -> None:
@@ -153,7 +202,7 @@ def _chunks(path: Path, encoding: str, delimiter: str, skip_hint: bool) -> Itera
                 rows = list(islice(reader, CHUNK_ROWS))
             except csv.Error as exc:
                 raise InputError(_csv_error(path, reader.line_num, exc)) from exc
-            except UnicodeDecodeError as exc:
+            except UnicodeError as exc:
                 raise InputError(f"{path}: near line {reader.line_num + 1}, bytes that are not "
                                  f"{encoding}; pass --encoding with the encoding the file was "
                                  "saved in") from exc
