@@ -17,9 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from importer.errors import ResumeError
-from importer.outcomes import Outcome, Status
-from importer.problems import Code
-from importer.results import CODES
+from importer.outcomes import Outcome
 
 VERSION = 1
 SYNC_EVERY = 1.0
@@ -45,7 +43,6 @@ class Prior:
     fingerprint: dict[str, object]
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     unknown: set[int] = field(default_factory=set)
-    complete: bool = False
 
 
 def load_prior(path: Path) -> Prior | None:
@@ -79,19 +76,10 @@ def _replay(records: list[dict]) -> Prior:
         if "send" in record:
             prior.unknown.add(record["send"])
         elif "row" in record:
-            outcome = _outcome(record)
+            outcome = Outcome.from_record(record)
             prior.outcomes[outcome.row] = outcome
             prior.unknown.discard(outcome.row)
-        elif "end" in record:
-            prior.complete = bool(record.get("complete"))
     return prior
-
-
-def _outcome(record: dict) -> Outcome:
-    code = record.get("code", "")
-    return Outcome(record["row"], Status(record["status"]), record.get("id", ""),
-                   record.get("http"), Code(code) if code in CODES else code,
-                   record.get("error", ""))
 
 
 class Journal:
@@ -146,7 +134,8 @@ class Journal:
 
 def _record(outcome: Outcome) -> dict:
     return {"row": outcome.row, "status": str(outcome.status), "id": outcome.id,
-            "http": outcome.http_status, "code": str(outcome.code), "error": outcome.error}
+            "http_status": outcome.http_status, "error_code": str(outcome.code),
+            "error": outcome.error}
 
 
 def _line(record: dict) -> bytes:

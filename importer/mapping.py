@@ -8,9 +8,10 @@ and lets duplicate keys, aliases and foreign tags be refused instead of silently
 
 import difflib
 import hashlib
+import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,20 +74,14 @@ class Mapping:
     object: str = "contacts"
     sheet: str | None = None
     header_row: int | None = None
-    lines: dict[str, int] = field(default_factory=dict)
-
-    def error(self, key: str, message: str) -> MappingError:
-        """A one-line error pointing at the line that defines ``key``."""
-        line = self.lines.get(key)
-        where = f"{self.path} line {line}" if line else str(self.path)
-        return MappingError(f"{where}: {message}")
 
 
 def load_mapping(path: Path) -> Mapping:
     """Read and validate a mapping file; every problem is a ``MappingError`` with its line."""
     data = _read(path)
     root = _compose(path, data)
-    return _Builder(path, hashlib.sha256(data).hexdigest()).mapping(root)
+    mapping = _Builder(path).mapping(root)
+    return replace(mapping, digest=_digest(root))
 
 
 def _read(path: Path) -> bytes:
@@ -127,10 +122,8 @@ def _compose(path: Path, data: bytes) -> yaml.Node:
 class _Builder:
     """Turns the node tree into a ``Mapping``, checking each key where it is written."""
 
-    def __init__(self, path: Path, digest: str) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.digest = digest
-        self.lines: dict[str, int] = {}
         self._seen: set[int] = set()
 
     def fail(self, node: yaml.Node, message: str) -> MappingError:
@@ -148,13 +141,12 @@ class _Builder:
         fields = tuple(self.field_spec(k, v) for k, v in self.field_nodes(top["fields"]))
         return Mapping(
             path=self.path,
-            digest=self.digest,
+            digest="",
             fields=fields,
             required_any=self.required_any(top.get("required_any"), fields),
             object=self.object_name(top.get("object")),
             sheet=self.optional_text(top.get("sheet"), "sheet"),
             header_row=self.header_row(top.get("header_row")),
-            lines=self.lines,
         )
 
     def _check_tree(self, root: yaml.Node) -> None:
@@ -200,7 +192,6 @@ class _Builder:
     def field_spec(self, key_node: yaml.Node, node: yaml.Node) -> FieldSpec:
         name = self.text(key_node, "a field name").strip()
         line = key_node.start_mark.line + 1
-        self.lines[f"fields.{name}"] = line
         if not name:
             raise self.fail(key_node, "a field name is empty")
         if name in FORBIDDEN_FIELDS:
@@ -325,6 +316,20 @@ class _Builder:
             return {k: self.optional_text(v, k) or "" for k, v in
                     self.pairs(node, "the table", None).items()}
         return self.optional_text(node, "a transform argument")
+
+
+def _digest(root: yaml.Node) -> str:
+    """A fingerprint of what the mapping says, not how it is written: comments, key order and
+    quoting do not change it, so editing a comment does not invalidate earlier results."""
+    def plain(node: yaml.Node) -> object:
+        if isinstance(node, yaml.MappingNode):
+            return sorted((plain(k), plain(v)) for k, v in node.value)
+        if isinstance(node, yaml.SequenceNode):
+            return [plain(n) for n in node.value]
+        return node.value
+
+    text = json.dumps(plain(root), ensure_ascii=False, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def template_parts(template: str) -> tuple[list[str], list[str]]:

@@ -28,10 +28,7 @@ def check_mapping(path: Path, input_path: Path | None,
     if input_path is None:
         check.fields = [(spec.name, _described(spec, None)) for spec in mapping.fields]
         return check
-    table = open_table(input_path, ReadOptions(
-        sheet=options.sheet or mapping.sheet,
-        header_row=options.header_row or mapping.header_row,
-        encoding=options.encoding, delimiter=options.delimiter))
+    table = open_table(input_path, options.with_defaults(mapping.sheet, mapping.header_row))
     bound, note = bind(mapping, table)
     check.source = describe(table)
     check.notes = [note] if note else []

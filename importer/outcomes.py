@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from enum import StrEnum
 
-from importer.problems import Code, RowProblem
+from importer.problems import Code, RowProblem, code_of
 
 IDENTITY_FIELDS = ("external_id", "email", "first_name", "last_name")
 
@@ -35,6 +35,17 @@ class Outcome:
     code: Code | str = ""
     error: str = ""
     identity: tuple[str, ...] = ("", "", "", "")
+
+    @classmethod
+    def from_record(cls, record: dict[str, object]) -> "Outcome":
+        """From a journal line or a results file row (the same names, as text or numbers)."""
+        def text(name: str) -> str:
+            value = record.get(name)
+            return "" if value is None else str(value)
+
+        http = text("http_status")
+        return cls(int(text("row")), Status(text("status")), text("id"),
+                   int(http) if http else None, code_of(text("error_code")), text("error"))
 
     @classmethod
     def from_problem(cls, row: int, problem: RowProblem, identity: tuple[str, ...]) -> "Outcome":

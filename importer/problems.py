@@ -31,6 +31,14 @@ class Code(StrEnum):
     NOT_SENT = "not-sent"
 
 
+def code_of(text: str) -> Code | str:
+    """A code read back from a file; one from a newer version stays as text."""
+    try:
+        return Code(text)
+    except ValueError:
+        return text
+
+
 @dataclass(frozen=True, slots=True)
 class RowProblem:
     """One reason a row cannot be sent as it is; ``field`` names the API field when there is one,

@@ -22,13 +22,11 @@ from typing import Protocol
 
 from importer.errors import ConfigError, ResumeError
 from importer.outcomes import IDENTITY_FIELDS, Outcome, Status
-from importer.problems import Code
 
 COLUMNS = ("row", "status", "id", "http_status", "error", "error_code", *IDENTITY_FIELDS)
 FORMATS = (".csv", ".xlsx", ".jsonl")
 FORMULA_STARTS = "=+-@\t\r"
 FORMULA_PREFIXES = tuple(FORMULA_STARTS)
-CODES = {str(code) for code in Code}
 SYNC_EVERY = 1.0
 STATUS_COLOURS = {
     Status.CREATED: "C6EFCE",
@@ -54,11 +52,6 @@ def results_format(path: Path) -> str:
     return suffix
 
 
-def neutralise(text: str) -> str:
-    """Make Excel show a cell as the text it is instead of running it as a formula."""
-    return "'" + text if text and text[0] in FORMULA_STARTS else text
-
-
 def cells(outcome: Outcome) -> list[object]:
     http = outcome.http_status if outcome.http_status is not None else ""
     return [outcome.row, str(outcome.status), outcome.id, http, outcome.error,
@@ -68,8 +61,8 @@ def cells(outcome: Outcome) -> list[object]:
 def _csv_cells(outcome: Outcome) -> tuple[object, ...]:
     """``cells`` with text neutralised; the columns a person or server can fill are checked.
 
-    Written out rather than mapped through ``neutralise``: this runs for every row of the
-    file, and five function calls per row are a tenth of a large dry run.
+    Written out rather than through a helper: this runs for every row of the file, and five
+    function calls per row are a tenth of a large dry run.
     """
     http = outcome.http_status if outcome.http_status is not None else ""
     error = outcome.error
@@ -94,7 +87,7 @@ def read_outcomes(path: Path) -> dict[int, Outcome]:
     outcomes = {}
     for row in rows:
         try:
-            outcome = _outcome_from(row)
+            outcome = Outcome.from_record(_unneutralised(row))
         except (KeyError, ValueError):
             continue
         outcomes[outcome.row] = outcome
@@ -117,16 +110,14 @@ def _read_rows(path: Path) -> list[dict[str, object]]:
     return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
-def _outcome_from(row: dict[str, object]) -> Outcome:
-    def text(name: str) -> str:
-        value = "" if row.get(name) is None else str(row[name])
-        return value[1:] if value[:1] == "'" and value[1:2] in FORMULA_STARTS else value
+def _unneutralised(row: dict[str, object]) -> dict[str, object]:
+    """Take off the apostrophe the CSV writer put before formula-like text."""
+    def plain(value: object) -> object:
+        if isinstance(value, str) and value[:1] == "'" and value[1:2] in FORMULA_STARTS:
+            return value[1:]
+        return value
 
-    http = text("http_status")
-    code = text("error_code")
-    return Outcome(int(str(row["row"])), Status(text("status")), text("id"),
-                   int(http) if http else None, Code(code) if code in CODES else code,
-                   text("error"))
+    return {name: plain(value) for name, value in row.items()}
 
 
 class _Format(Protocol):

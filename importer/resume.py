@@ -38,10 +38,8 @@ class Plan:
     unknown_rows: set[int] = field(default_factory=set)
     keep_final: bool = False
     retry_unknown: bool = False
-
-    @classmethod
-    def fresh(cls) -> "Plan":
-        return cls()
+    discarded: bool = False
+    """An earlier journal exists but describes other rows: keep it aside, do not overwrite it."""
 
     def carried(self) -> list[Outcome]:
         """Earlier outcomes the new journal must still know about."""
@@ -80,7 +78,12 @@ def _created(outcome: Outcome) -> bool:
 
 def plan_for(prior: Prior | None, fingerprint: dict[str, object], journal: Path, *,
              resume: bool, force: bool, retry_unknown: bool) -> tuple[Plan, str]:
-    """The plan for this run, and a note for the summary (empty when nothing to say)."""
+    """The plan for this run, and a note for the summary (empty when nothing to say).
+
+    A changed mapping does not change which record a row number names, so a rerun still
+    protects the keyless rows an earlier run created; only ``--resume`` refuses it, because
+    the earlier outcomes (invalid, rejected) may no longer hold.
+    """
     if prior is None:
         note = "nothing to resume: no earlier run of these results was found" if resume else ""
         return Plan(retry_unknown=retry_unknown), note
@@ -88,13 +91,15 @@ def plan_for(prior: Prior | None, fingerprint: dict[str, object], journal: Path,
                if prior.fingerprint.get(k) != fingerprint.get(k)]
     if changed and resume and not force:
         raise ResumeError(
-            f"cannot resume: {', '.join(changed)} changed since {journal.name} was written, so "
-            "its row numbers may name other records; rerun without --resume (or pass --force "
-            "to resume anyway)")
-    if changed and not resume:
-        return Plan(retry_unknown=retry_unknown), (
-            f"the earlier results were for a different run ({', '.join(changed)} changed); "
-            "starting fresh")
+            f"cannot resume: {', '.join(changed)} changed since {journal.name} was written; "
+            "run without --resume to import it as a new run (rows the earlier run created are "
+            "still recognised while the input is the same), or pass --force to keep the earlier "
+            "outcomes anyway")
+    rows_moved = [name for name in changed if name != FINGERPRINT_NAMES["mapping"]]
+    if rows_moved and not resume:
+        return Plan(retry_unknown=retry_unknown, discarded=True), (
+            f"the earlier results were for other rows ({', '.join(rows_moved)} changed); "
+            f"starting fresh (the earlier journal is kept as {journal.name}.previous)")
     plan = Plan(dict(prior.outcomes), set(prior.unknown), keep_final=resume,
                 retry_unknown=retry_unknown)
     done = sum(1 for o in prior.outcomes.values() if o.status in FINAL)

@@ -156,12 +156,8 @@ def run_import(
     environ = os.environ if environ is None else environ
     started = _now()
     mapping = load_mapping(options.mapping)
-    table = open_table(options.input, ReadOptions(
-        sheet=options.sheet or mapping.sheet,
-        header_row=options.header_row or mapping.header_row,
-        encoding=options.encoding,
-        delimiter=options.delimiter,
-    ))
+    read = ReadOptions(options.sheet, options.header_row, options.encoding, options.delimiter)
+    table = open_table(options.input, read.with_defaults(mapping.sheet, mapping.header_row))
     bound, note = bind(mapping, table)
     results, results_note = _results_path(options)
     where = destination(dry_run=options.dry_run, sandbox=options.sandbox,
@@ -271,7 +267,7 @@ class _Job:
 
     def _start_journal(self) -> tuple[Plan, Journal | None]:
         if self.target is None:
-            return Plan.fresh(), None
+            return Plan(), None
         path = journal_path(self.summary.results)
         fingerprint = self._fingerprint()
         prior = load_prior(path)
@@ -281,6 +277,8 @@ class _Job:
                               force=self.options.force, retry_unknown=self.options.retry_unknown)
         if note:
             self.summary.notes.append(note)
+        if plan.discarded:
+            path.replace(path.with_name(path.name + ".previous"))
         return plan, Journal(path, fingerprint, plan.carried(), plan.unknown())
 
     def _prior_from_results(self, journal: Path, fingerprint: dict[str, object]) -> Prior | None:

@@ -178,10 +178,11 @@ def test_resume_refuses_a_changed_input_unless_forced(cli, sandbox, export,
     path.write_text(path.read_text(encoding="utf-8") + ",Late,,,\n", encoding="utf-8")
     refused = cli(*base, "--resume")
     assert refused.code == 2
-    assert refused.err == ("routera-import: error: cannot resume: the input file changed since "
-                           "r.csv.journal was written, so its row numbers may name other "
-                           "records; rerun without --resume (or pass --force to resume "
-                           "anyway)\n")
+    assert refused.err == (
+        "routera-import: error: cannot resume: the input file changed since r.csv.journal was "
+        "written; run without --resume to import it as a new run (rows the earlier run created "
+        "are still recognised while the input is the same), or pass --force to keep the "
+        "earlier outcomes anyway\n")
     forced = cli(*base, "--resume", "--force")
     assert forced.code == 0
     assert [r["status"] for r in read_results(tmp_path / "r.csv")] == ["created"] * 6
@@ -360,3 +361,22 @@ def test_the_wrong_api_stops_the_run(cli, sandbox, export, tmp_path: Path, base:
     assert result.code == 3
     assert f"  STOPPED: {reason}" in "\n".join(result.lines)
     assert len(read_results(tmp_path / "r.csv")) == 30
+
+
+def test_a_rerun_with_an_edited_mapping_still_recognises_keyless_rows(cli, sandbox, export,
+                                                                     tmp_path: Path) -> None:
+    path, _ = export(10)
+    base = ("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", sandbox.url,
+            "--results", tmp_path / "r.csv")
+    assert cli(*base).code == 0
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("# tweaked\n" + mapping.read_text() + "  phone: {value: '+1'}\n")
+    assert cli(*base).code == 0
+    assert len(sandbox.store.records()) == 10
+    rows = read_results(tmp_path / "r.csv")
+    assert {(r["status"], r["error_code"]) for r in rows} == {
+        ("duplicate", "already-exists"), ("duplicate", "created-by-earlier-run")}
+    path.write_text(path.read_text(encoding="utf-8") + ",Late,,,\n", encoding="utf-8")
+    new = cli(*base)
+    assert "starting fresh (the earlier journal is kept as r.csv.journal.previous)" in new.out
+    assert (tmp_path / "r.csv.journal.previous").exists()

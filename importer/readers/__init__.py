@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from importer.errors import InputError
-from importer.readers.table import Table, column_letter
+from importer.readers.table import Table, column_letter, looks_binary, password_protected
 from importer.readers.text import DELIMITER_NAMES, count_lines, read_text
 from importer.readers.workbook import check_zip, read_workbook
 
@@ -39,20 +39,25 @@ class ReadOptions:
     encoding: str | None = None
     delimiter: str | None = None
 
+    def with_defaults(self, sheet: str | None, header_row: int | None) -> "ReadOptions":
+        """These options, falling back to the mapping's sheet and header row."""
+        return ReadOptions(self.sheet or sheet, self.header_row or header_row, self.encoding,
+                           self.delimiter)
+
 
 def open_table(path: Path, options: ReadOptions) -> Table:
     """The file's headers and a stream of its data rows; raises ``InputError`` for anything else."""
     head = _read_head(path)
     kind = _sniff(path, head)
-    if kind in ("xlsx", "ods"):
+    if kind in ("xlsx", "xlsb", "ods"):
         check_zip(path)
     if kind == "csv":
         chunks, encoding, delimiter = read_text(path, head, options.encoding, options.delimiter)
         detail = f"{encoding}, {DELIMITER_NAMES.get(delimiter, repr(delimiter))}-separated"
-        return Table(path, kind, chunks, header_row=options.header_row, strict_width=True,
+        return Table(path, chunks, header_row=options.header_row, strict_width=True,
                      detail=detail, total_rows=count_lines(path))
     chunks, offset, sheet, height = read_workbook(path, kind, options.sheet)
-    return Table(path, kind, chunks, header_row=options.header_row, column_offset=offset,
+    return Table(path, chunks, header_row=options.header_row, column_offset=offset,
                  detail=f"{kind.upper()}, sheet {sheet!r}", total_rows=height)
 
 
@@ -92,17 +97,12 @@ def _sniff(path: Path, head: bytes) -> str:
                          "spreadsheet name); open it in a spreadsheet application and save it "
                          "as XLSX or CSV")
     if suffix in WORKBOOK_SUFFIXES:
-        if _looks_binary(head):
+        if looks_binary(head[:4096].decode("latin-1")):
             raise InputError(f"{path}: is not a readable {suffix} workbook (damaged, or not a "
                              "spreadsheet at all); export or download it again")
         raise InputError(f"{path}: is named {suffix} but holds plain text, not a workbook; if it "
                          "is a CSV export, rename it to .csv")
     return "csv"
-
-
-def _looks_binary(head: bytes) -> bool:
-    control = sum(1 for byte in head[:4096] if byte < 32 and byte not in b"\t\r\n\f")
-    return control > len(head[:4096]) // 100
 
 
 def _zip_kind(path: Path) -> str:
@@ -113,20 +113,20 @@ def _zip_kind(path: Path) -> str:
                 mimetype = archive.read("mimetype")[:100]
                 if mimetype.startswith(b"application/vnd.oasis.opendocument.spreadsheet"):
                     if b"encryption-data" in archive.read("META-INF/manifest.xml")[:1 << 20]:
-                        raise InputError(f"{path}: the workbook is password-protected; save a "
-                                         "copy without a password and import that")
+                        raise password_protected(path)
                     return "ods"
     except (zipfile.BadZipFile, KeyError) as exc:
         raise InputError(f"{path}: the workbook is damaged (truncated or not a complete file); "
                          "export or download it again") from exc
-    if {"xl/workbook.xml", "xl/workbook.bin"} & names:
+    if "xl/workbook.xml" in names:
         return "xlsx"
+    if "xl/workbook.bin" in names:
+        return "xlsb"
     raise InputError(f"{path}: is a zip archive but not an Excel or LibreOffice workbook")
 
 
 def _ole_kind(path: Path) -> str:
     data = path.read_bytes()
     if ENCRYPTED_STREAM in data:
-        raise InputError(f"{path}: the workbook is password-protected; save a copy without a "
-                         "password and import that")
+        raise password_protected(path)
     return "xls"

@@ -15,6 +15,8 @@ from importer.problems import Code, RowProblem
 
 MAX_COLUMNS = 2000
 HEADER_SEARCH_ROWS = 30
+CHUNK_ROWS = 4096
+CONTROL_CHARS = frozenset(chr(c) for c in range(32)) - set("\t\r\n\f")
 
 
 @dataclass(slots=True)
@@ -60,7 +62,6 @@ class Table:
     def __init__(
         self,
         path: Path,
-        kind: str,
         chunks: Iterator[RawChunk],
         *,
         header_row: int | None,
@@ -70,7 +71,6 @@ class Table:
         total_rows: int | None = None,
     ) -> None:
         self.path = path
-        self.kind = kind
         self.detail = detail
         self.total_rows = total_rows
         self.column_offset = column_offset
@@ -208,6 +208,17 @@ class Table:
             index = index_of.get(chunk.first_row + local)
             if index is not None and col < len(self.headers):
                 batch.cell_problems[(index, col)] = problem
+
+
+def looks_binary(sample: str) -> bool:
+    """Text has next to no control characters; binary data has them everywhere."""
+    control = sum(1 for ch in sample if ch in CONTROL_CHARS)
+    return "\x00" in sample or control > max(8, len(sample) // 100)
+
+
+def password_protected(path: Path) -> InputError:
+    return InputError(f"{path}: the workbook is password-protected; save a copy without a "
+                      "password and import that")
 
 
 def _rows_after(chunk: RawChunk, header_row: int) -> RawChunk:

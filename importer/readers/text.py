@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import TextIO
 
 from importer.errors import InputError
-from importer.readers.table import RawChunk
+from importer.readers.table import CHUNK_ROWS, RawChunk, looks_binary
 
-CHUNK_ROWS = 4096
 MAX_CELL_CHARS = 1_048_576
 MAX_LINE_CHARS = 8 * MAX_CELL_CHARS
 SAMPLE_BYTES = 65_536
@@ -134,7 +133,9 @@ def read_text(path: Path, head: bytes, encoding: str | None,
     except LookupError as exc:
         raise InputError(f"{path}: unknown encoding {encoding!r}; use a name such as utf-8, "
                          "utf-16 or cp1252") from exc
-    _refuse_binary(path, sample)
+    if looks_binary(sample):
+        raise InputError(f"{path}: contains binary data, not text; export the data as CSV or "
+                         "as a workbook")
     sample = sample.lstrip("\ufeff")
     hint = SEP_HINT.match(sample)
     if hint:
@@ -179,13 +180,6 @@ def _unclosed_quote_line(lines: Iterator[str], delimiter: str) -> int | None:
             if "unexpected end of data" in str(exc):
                 return start
         start = reader.line_num + 1
-
-
-def _refuse_binary(path: Path, sample: str) -> None:
-    control = sum(1 for ch in sample if ch < " " and ch not in "\t\r\n\f")
-    if "\x00" in sample or control > max(8, len(sample) // 100):
-        raise InputError(f"{path}: contains binary data, not text; export the data as CSV or "
-                         "as a workbook")
 
 
 def _chunks(path: Path, encoding: str, delimiter: str, skip_hint: bool) -> Iterator[RawChunk]:

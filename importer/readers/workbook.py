@@ -19,10 +19,15 @@ from defusedxml.ElementTree import ParseError, iterparse
 
 from importer.errors import InputError
 from importer.problems import Code, RowProblem
-from importer.readers.table import MAX_COLUMNS, RawChunk, column_letter
+from importer.readers.table import (
+    CHUNK_ROWS,
+    MAX_COLUMNS,
+    RawChunk,
+    column_letter,
+    password_protected,
+)
 from importer.readers.xlsx_cells import CellDetails, cell_details, render
 
-CHUNK_ROWS = 4096
 MAX_ZIP_MEMBERS = 10_000
 MAX_UNCOMPRESSED = 1 << 30
 MAX_RATIO = 200
@@ -120,8 +125,7 @@ def _choose_sheet(path: Path, book: python_calamine.CalamineWorkbook, wanted: st
 def _calamine_message(path: Path, kind: str, exc: Exception) -> str:
     text = str(exc).lower()
     if "password" in text or "encrypt" in text:
-        return (f"{path}: the workbook is password-protected; save a copy without a password "
-                "and import that")
+        return str(password_protected(path))
     return (f"{path}: cannot be read as {kind.upper()} ({str(exc)[:120]}); open it in a "
             "spreadsheet application and save it again")
 
