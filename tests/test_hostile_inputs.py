@@ -72,6 +72,19 @@ CASES = {
 }
 
 
+def _unclosed_quote(path: Path) -> str:
+    path.write_text('Email,Name\na@x.io,"Ada\nb@x.io,Bob\nc@x.io,Cy\n', encoding="utf-8")
+    return "line 2: a quoted cell opens on this line and is never closed"
+
+
+def _mostly_utf8(path: Path) -> str:
+    path.write_bytes("Email,Name\na@x.io,Zoë\nb@x.io,N".encode() + b"\xfa\xf1ez\n")
+    return "line 3 holds bytes that are not UTF-8, while the text before it is UTF-8"
+
+
+CASES.update({"unclosed-quote.csv": _unclosed_quote, "mostly-utf8.csv": _mostly_utf8})
+
+
 @pytest.mark.parametrize("name", CASES)
 def test_hostile_input(name: str, cli, sandbox, tmp_path: Path) -> None:
     path = tmp_path / name

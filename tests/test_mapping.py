@@ -143,3 +143,21 @@ def test_the_editor_schema_refuses_what_the_loader_refuses(tmp_path: Path, text:
     error(tmp_path, text)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(yaml.safe_load(text), json.loads(SCHEMA.read_text(encoding="utf-8")))
+
+
+def test_templates_join_columns_without_touching_values(tmp_path: Path) -> None:
+    bound, table = _bind(tmp_path, "version: 1\nfields:\n"
+                         "  first_name: {template: \"{Last}, {First}\"}\n"
+                         "  notes: {template: \"Ref {Id}\"}\n",
+                         'Last,First,Id\nKing,Ada  Augusta,7\n,Grace,\n"O\nBrien",,\n')
+    batch = bound.apply(next(table.batches()))
+    assert batch.values["first_name"] == ["King, Ada  Augusta", "Grace", "O\nBrien"]
+    assert batch.values["notes"] == ["Ref 7", None, None]
+
+
+def test_an_empty_default_is_no_default_and_bad_date_formats_are_refused(
+        tmp_path: Path) -> None:
+    mapping = load(tmp_path, "version: 1\nfields:\n  email: {column: E, default: '  '}\n")
+    assert mapping.fields[0].default is None
+    assert "needs input formats that strptime understands" in error(
+        tmp_path, "version: 1\nfields:\n  email: {column: E, transform: [{date: '%Q'}]}\n")

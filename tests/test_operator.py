@@ -179,3 +179,57 @@ def test_every_command_has_useful_help(capsys, command: list[str], expected: lis
     assert done.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
     assert [word for word in expected if word not in out] == []
+
+
+def test_a_dry_run_keeps_clear_of_a_real_runs_results(cli, sandbox, tmp_path: Path,
+                                                       monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    export, mapping = _export(tmp_path)
+    assert cli("run", export, "--mapping", mapping, "--api-url", sandbox.url).code == 0
+    real = (tmp_path / "e.results.csv").read_text(encoding="utf-8")
+    dry = cli("run", export, "--mapping", mapping, "--dry-run")
+    assert dry.code == 0
+    assert ("  note: e.results.csv holds a real run's results, so this dry run wrote "
+            "e.dry-run.csv instead") in dry.lines
+    assert (tmp_path / "e.results.csv").read_text(encoding="utf-8") == real
+    assert [r["status"] for r in read_results(tmp_path / "e.dry-run.csv")] == [
+        "ready", "invalid", "ready"]
+    explicit = cli("run", export, "--mapping", mapping, "--dry-run", "--results",
+                   tmp_path / "e.results.csv")
+    assert explicit.code == 2
+    assert "holds the results of a real run" in explicit.err
+
+
+def test_an_interrupted_dry_run_says_so(tmp_path: Path) -> None:
+    from importer.runner import RunOptions, run_import
+    from importer.stopping import Stop
+
+    export, mapping = _export(tmp_path)
+    stop = Stop()
+    stop.request()
+    summary = run_import(RunOptions(export, mapping, results=tmp_path / "r.csv",
+                                    dry_run=True), stop=stop)
+    assert summary.exit_code == 3
+    assert summary.stop_reason.startswith("interrupted")
+
+
+def test_summary_json_also_tells_a_scheduler_about_refused_runs(cli, tmp_path: Path) -> None:
+    _, mapping = _export(tmp_path)
+    (tmp_path / "s.json").write_text('{"exit_code": 0}')
+    result = cli("run", tmp_path / "missing.csv", "--mapping", mapping, "--dry-run",
+                 "--summary-json", tmp_path / "s.json")
+    assert result.code == 2
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert summary["exit_code"] == 2
+    assert summary["error"].endswith("missing.csv: no such file; check the path")
+
+
+def test_xlsx_results_keep_control_characters_visible(cli, tmp_path: Path) -> None:
+    export = write_csv(tmp_path / "e.csv", "First Name,Email\nA\x0bB,a@x.io\n")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("version: 1\nfields:\n  first_name: First Name\n  email: Email\n")
+    result = cli("run", export, "--mapping", mapping, "--dry-run", "--results",
+                 tmp_path / "r.xlsx")
+    assert result.code == 0
+    sheet = openpyxl.load_workbook(tmp_path / "r.xlsx")["Results"]
+    assert sheet["I2"].value == "A\\x0bB"
