@@ -211,6 +211,7 @@ class _Csv:
         stream.write("\ufeff")
         self.writer = csv.writer(stream)
         self.writer.writerow(COLUMNS)
+        stream.flush()
 
     def write(self, outcomes: list[Outcome]) -> None:
         self.writer.writerows(map(_csv_cells, outcomes))
