@@ -137,15 +137,11 @@ class ResultsWriter:
         self._format = _open_format(path)
         self._pending: dict[int, Outcome] = {}
         self._next = 0
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.RLock())
         self._last_sync = time.monotonic()
 
-    def add(self, seq: int, outcome: Outcome) -> None:
-        """Record the outcome of the ``seq``-th data row (0-based, in input order)."""
-        self.add_many([(seq, outcome)])
-
-    def add_many(self, outcomes: list[tuple[int, Outcome]]) -> None:
-        """Record several outcomes at once (a batch decided without the network)."""
+    def add(self, outcomes: list[tuple[int, Outcome]]) -> None:
+        """Record outcomes of rows by their ``seq`` (0-based position in the input)."""
         with self._cond:
             for seq, outcome in outcomes:
                 self._pending[seq] = outcome
@@ -156,12 +152,27 @@ class ResultsWriter:
             while self._next in self._pending:
                 ready.append(self._pending.pop(self._next))
                 self._next += 1
-            self._format.write(ready)
-            sync = self.durable and time.monotonic() - self._last_sync >= SYNC_EVERY
-            self._format.flush(sync=sync)
-            if sync:
-                self._last_sync = time.monotonic()
-            self._cond.notify_all()
+            self._write(ready)
+
+    def add_many(self, outcomes: list[Outcome], first: int) -> None:
+        """Record the outcomes of consecutive rows starting at ``first`` (a dry run's batch);
+        when nothing is waiting they are written straight through."""
+        with self._cond:
+            if self._pending or first != self._next:
+                self.add(list(enumerate(outcomes, first)))
+                return
+            for outcome in outcomes:
+                self.counts[outcome.status] += 1
+            self._next += len(outcomes)
+            self._write(outcomes)
+
+    def _write(self, outcomes: list[Outcome]) -> None:
+        self._format.write(outcomes)
+        sync = self.durable and time.monotonic() - self._last_sync >= SYNC_EVERY
+        self._format.flush(sync=sync)
+        if sync:
+            self._last_sync = time.monotonic()
+        self._cond.notify_all()
 
     def wait_for_room(self, limit: int) -> None:
         """Block the reader while too many finished rows wait behind a slow earlier row."""

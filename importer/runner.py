@@ -328,22 +328,36 @@ class _Job:
     def _route(self, mapped: MappedBatch, plan: Plan, journal: Journal | None,
                workers: Workers | None) -> None:
         """Decide each row's fate: settled here, or handed to the workers to send."""
+        first, self.seq = self.seq, self.seq + len(mapped.rows)
+        identities = _identities(mapped)
+        if workers is None:
+            self.writer.add_many(self._dry_run(mapped, identities), first)
+            return
         settled: list[tuple[int, Outcome]] = []
-        for index, (row, identity) in enumerate(zip(mapped.rows, _identities(mapped),
-                                                    strict=True)):
-            seq, self.seq = self.seq, self.seq + 1
+        for index, (row, identity) in enumerate(zip(mapped.rows, identities, strict=True)):
             problem = mapped.problems.get(index)
-            if problem is not None and (workers is None or problem.code != Code.DUPLICATE_IN_FILE):
-                settled.append((seq, Outcome.from_problem(row, problem, identity)))
-            elif workers is None:
-                settled.append((seq, self._ready(row, index, mapped, identity)))
+            if problem is not None and problem.code != Code.DUPLICATE_IN_FILE:
+                outcome: Outcome | None = Outcome.from_problem(row, problem, identity)
             else:
-                outcome = self._send_or_settle(seq, row, mapped.fields(index), identity, plan,
-                                               journal, workers, problem)
-                if outcome is not None:
-                    settled.append((seq, outcome))
-        self.writer.add_many(settled)
+                outcome = self._send_or_settle(first + index, row, mapped.fields(index),
+                                               identity, plan, journal, workers, problem)
+            if outcome is not None:
+                settled.append((first + index, outcome))
+        self.writer.add(settled)
         self.writer.wait_for_room(REORDER_LIMIT)
+
+    def _dry_run(self, mapped: MappedBatch, identities: list[tuple[str, ...]]) -> list[Outcome]:
+        """Every row of the batch settled without sending: ready, or its problem."""
+        problems = mapped.problems
+        for index, row in enumerate(mapped.rows):
+            if len(self.summary.previews) >= self.options.preview:
+                break
+            if index not in problems:
+                self.summary.previews.append({"row": row, "body": {"fields": mapped.fields(index)}})
+        return [Outcome(row, Status.READY, "", None, "", "", identity) if index not in problems
+                else Outcome.from_problem(row, problems[index], identity)
+                for index, (row, identity) in enumerate(zip(mapped.rows, identities,
+                                                            strict=True))]
 
     def _send_or_settle(self, seq: int, row: int, fields: dict[str, str],
                         identity: tuple[str, ...], plan: Plan, journal: Journal | None,
@@ -374,12 +388,6 @@ class _Job:
             except JournalError as exc:
                 self._request_stop(exc.strerror or str(exc))
         return outcome
-
-    def _ready(self, row: int, index: int, mapped: MappedBatch,
-               identity: tuple[str, ...]) -> Outcome:
-        if len(self.summary.previews) < self.options.preview:
-            self.summary.previews.append({"row": row, "body": {"fields": mapped.fields(index)}})
-        return Outcome(row, Status.READY, "", None, "", "", identity)
 
     def _progress(self) -> None:
         now = time.monotonic()

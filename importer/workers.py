@@ -152,7 +152,7 @@ class Workers:
             self.on_stop(exc.strerror if isinstance(exc, JournalError) else
                          f"cannot write the journal {self.journal.path} ({exc})")
         try:
-            self.writer.add(job.seq, outcome)
+            self.writer.add([(job.seq, outcome)])
         except Exception as exc:
             self.on_stop(f"cannot write the results {self.writer.path} ({exc})")
         return outcome
