@@ -146,7 +146,8 @@ def _column_reader(position: int) -> Callable[[SourceBatch], Column]:
     return read
 
 
-def _template_reader(literals: list[str], positions: tuple[int, ...]) -> Callable:
+def _template_reader(literals: list[str],
+                     positions: tuple[int, ...]) -> Callable[[SourceBatch], Column]:
     """Columns joined by the template's text; an empty column takes the text before it along
     (``"{First} {Last}"`` with no last name gives ``First``, not ``First ``). Cell values are
     never changed inside."""

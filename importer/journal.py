@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from importer.errors import ResumeError
 from importer.outcomes import Outcome
@@ -70,7 +71,7 @@ def load_prior(path: Path) -> Prior | None:
     return _replay(records)
 
 
-def _replay(records: list[dict]) -> Prior:
+def _replay(records: list[dict[str, Any]]) -> Prior:
     prior = Prior(records[0].get("fingerprint", {}))
     for record in records[1:]:
         if "send" in record:
@@ -118,7 +119,7 @@ class Journal:
         finally:
             os.close(self._fd)
 
-    def _write(self, record: dict) -> None:
+    def _write(self, record: dict[str, Any]) -> None:
         data = _line(record)
         with self._lock:
             try:
@@ -132,13 +133,13 @@ class Journal:
                                    "without a record") from exc
 
 
-def _record(outcome: Outcome) -> dict:
+def _record(outcome: Outcome) -> dict[str, Any]:
     return {"row": outcome.row, "status": str(outcome.status), "id": outcome.id,
             "http_status": outcome.http_status, "error_code": str(outcome.code),
             "error": outcome.error}
 
 
-def _line(record: dict) -> bytes:
+def _line(record: dict[str, Any]) -> bytes:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 

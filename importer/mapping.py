@@ -168,7 +168,8 @@ class _Builder:
             elif isinstance(node, yaml.SequenceNode):
                 stack.extend(node.value)
 
-    def pairs(self, node: yaml.Node, what: str, allowed: tuple[str, ...] | None) -> dict:
+    def pairs(self, node: yaml.Node, what: str,
+              allowed: tuple[str, ...] | None) -> dict[str, yaml.Node]:
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, f"{what} must be a set of `key: value` lines")
         found: dict[str, yaml.Node] = {}
@@ -267,7 +268,8 @@ class _Builder:
             hint = _hint(kind, transforms.names()) if kind not in transforms.names() else ""
             raise self.fail(node, f"field {name!r}: {exc}{hint}") from exc
 
-    def required_any(self, node: yaml.Node | None, fields: tuple[FieldSpec, ...]) -> tuple:
+    def required_any(self, node: yaml.Node | None,
+                     fields: tuple[FieldSpec, ...]) -> tuple[str, ...]:
         if node is None:
             names = DEFAULT_REQUIRED_ANY
         elif isinstance(node, yaml.SequenceNode) and node.value:

@@ -108,7 +108,7 @@ class RunSummary:
     dry_run: bool = False
     strict: bool = False
     api: str = ""
-    previews: list[dict] = field(default_factory=list)
+    previews: list[dict[str, object]] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
