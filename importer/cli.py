@@ -17,18 +17,18 @@ from pathlib import Path
 from types import FrameType
 
 from importer import __version__
-from importer.bootstrap import init_mapping
-from importer.client import Timeouts
-from importer.destination import TOKEN_ENV
 from importer.errors import ImporterError
-from importer.mapping_check import check_mapping
-from importer.outcomes import Status
+from importer.mapping.check import check_mapping
+from importer.mapping.draft import init_mapping
 from importer.progress import ProgressDisplay
 from importer.readers import ReadOptions
 from importer.readers.text import DELIMITERS
-from importer.runner import RunOptions, RunSummary, run_import
+from importer.rows.outcomes import Status
+from importer.runs.runner import RunOptions, RunSummary, run_import
+from importer.runs.stopping import Stop
 from importer.sandbox import DEFAULT_CUSTOM_FIELDS, Faults, Sandbox
-from importer.stopping import Stop
+from importer.sending.client import Timeouts
+from importer.sending.destination import TOKEN_ENV
 
 PROG = "routera-import"
 EXIT_OK, EXIT_ROWS, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3

@@ -9,8 +9,8 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from importer.outcomes import Status
-from importer.runner import Progress
+from importer.rows.outcomes import Status
+from importer.runs.runner import Progress
 
 LOG_EVERY = 5.0
 

@@ -7,21 +7,21 @@ import pytest
 import requests
 import responses
 
-from importer.client import ContactsClient, Kind, Target, Timeouts, check_base_url
 from importer.errors import ConfigError
-from importer.session import build_session
+from importer.sending.client import Kind, RecordsClient, Target, Timeouts, check_base_url
+from importer.sending.deadlines import build_session
 
 URL = "https://api.example.test"
 TOKEN = "secret-token-abc123"
 
 
 @pytest.fixture
-def client() -> ContactsClient:
-    return ContactsClient(Target(URL, TOKEN), build_session(URL, 2), Timeouts(1, 1))
+def client() -> RecordsClient:
+    return RecordsClient(Target(URL, TOKEN), build_session(URL, 2), Timeouts(1, 1))
 
 
 @responses.activate
-def test_created_sends_fields_with_the_bearer_token(client: ContactsClient) -> None:
+def test_created_sends_fields_with_the_bearer_token(client: RecordsClient) -> None:
     responses.post(f"{URL}/contacts", status=201, json={"id": "c-1", "email": "a@x.io"})
     attempt = client.create({"email": "a@x.io", "postal_code": "02134"})
     assert (attempt.kind, attempt.status, attempt.record_id) == (Kind.ANSWERED, 201, "c-1")
@@ -32,7 +32,7 @@ def test_created_sends_fields_with_the_bearer_token(client: ContactsClient) -> N
 
 
 @responses.activate
-def test_netrc_never_replaces_the_token(client: ContactsClient, tmp_path: Path,
+def test_netrc_never_replaces_the_token(client: RecordsClient, tmp_path: Path,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / ".netrc").write_text("machine api.example.test login u password p\n")
     (tmp_path / ".netrc").chmod(0o600)
@@ -44,7 +44,7 @@ def test_netrc_never_replaces_the_token(client: ContactsClient, tmp_path: Path,
 
 
 @responses.activate
-def test_server_messages_are_short_single_line_and_token_free(client: ContactsClient) -> None:
+def test_server_messages_are_short_single_line_and_token_free(client: RecordsClient) -> None:
     responses.post(f"{URL}/contacts", status=400,
                    json={"error": f"bad field\n'x' (token {TOKEN} rejected) " + "y" * 500})
     attempt = client.create({"email": "a@x.io"})
@@ -59,17 +59,17 @@ def test_server_messages_are_short_single_line_and_token_free(client: ContactsCl
     (requests.exceptions.ConnectTimeout("connect timed out"), Kind.NOT_SENT),
     (requests.exceptions.ReadTimeout("read timed out"), Kind.AMBIGUOUS),
     (requests.exceptions.ConnectionError("Connection aborted."), Kind.AMBIGUOUS),
-    (requests.exceptions.SSLError("certificate verify failed"), Kind.HOPELESS),
+    (requests.exceptions.SSLError("certificate verify failed"), Kind.FATAL),
 ])
 @responses.activate
 def test_network_failures_say_whether_the_server_may_have_seen_the_row(
-        client: ContactsClient, error: Exception, kind: Kind) -> None:
+        client: RecordsClient, error: Exception, kind: Kind) -> None:
     responses.post(f"{URL}/contacts", body=error)
     assert client.create({"email": "a@x.io"}).kind == kind
 
 
 def test_connection_refused_means_nothing_was_sent() -> None:
-    client = ContactsClient(Target("http://127.0.0.1:9", TOKEN),
+    client = RecordsClient(Target("http://127.0.0.1:9", TOKEN),
                             build_session("http://127.0.0.1:9", 1), Timeouts(1, 1))
     attempt = client.create({"email": "a@x.io"})
     assert attempt.kind == Kind.NOT_SENT
@@ -95,5 +95,5 @@ def test_loopback_http_and_any_https_are_allowed(url: str) -> None:
 
 def test_the_token_is_not_in_reprs() -> None:
     target = Target(URL, TOKEN)
-    client = ContactsClient(target, build_session(URL, 1), Timeouts())
+    client = RecordsClient(target, build_session(URL, 1), Timeouts())
     assert TOKEN not in repr(target) + repr(client._auth)

@@ -4,11 +4,11 @@ import threading
 
 import pytest
 
-from importer.client import Attempt, Kind
-from importer.delivery import Delivery, RetryPolicy
-from importer.outcomes import Status
-from importer.problems import Code
-from importer.throttle import Throttle
+from importer.rows.outcomes import Status
+from importer.rows.problems import Code
+from importer.sending.client import Attempt, Kind
+from importer.sending.delivery import Delivery, RetryPolicy
+from importer.sending.throttle import Throttle
 
 
 class Scripted:

@@ -7,9 +7,9 @@ import jsonschema
 import pytest
 import yaml
 
-from importer.binding import bind
 from importer.errors import MappingError
-from importer.mapping import load_mapping
+from importer.mapping.binding import bind
+from importer.mapping.spec import load_mapping
 from importer.readers import ReadOptions, open_table
 
 

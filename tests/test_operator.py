@@ -7,9 +7,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from importer.outcomes import Status
 from importer.progress import ProgressDisplay
-from importer.runner import Progress
+from importer.rows.outcomes import Status
+from importer.runs.runner import Progress
 from tests.conftest import read_results, records, write_csv
 
 SIX = "Customer ID,First Name,Last Name,E-mail Address,Phone,Company\n"
@@ -201,8 +201,8 @@ def test_a_dry_run_keeps_clear_of_a_real_runs_results(cli, sandbox, tmp_path: Pa
 
 
 def test_an_interrupted_dry_run_says_so(tmp_path: Path) -> None:
-    from importer.runner import RunOptions, run_import
-    from importer.stopping import Stop
+    from importer.runs.runner import RunOptions, run_import
+    from importer.runs.stopping import Stop
 
     export, mapping = _export(tmp_path)
     stop = Stop()

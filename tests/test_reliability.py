@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from importer.journal import journal_path
-from importer.lock import ResultsLock
+from importer.runs.journal import journal_path
+from importer.runs.lock import ResultsLock
 from tests.conftest import PLAIN_MAPPING, TOKEN, read_results
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -323,7 +323,7 @@ def test_an_unreadable_line_after_sending_began_stops_the_run(cli, sandbox, tmp_
 
 def test_a_journal_that_cannot_be_written_stops_the_run_without_hanging(
         cli, sandbox, export, tmp_path: Path, monkeypatch) -> None:
-    import importer.journal
+    import importer.runs.journal
 
     calls = {"n": 0}
 
@@ -337,7 +337,7 @@ def test_a_journal_that_cannot_be_written_stops_the_run_without_hanging(
                 raise OSError(28, "No space left on device")
             return os.write(fd, data)
 
-    monkeypatch.setattr(importer.journal, "os", DiskFillsUp())
+    monkeypatch.setattr(importer.runs.journal, "os", DiskFillsUp())
     path, _ = export(300)
     started = time.monotonic()
     result = cli("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", sandbox.url,

@@ -78,7 +78,7 @@ def test_error_paths_never_print_the_token(cli, tmp_path: Path, monkeypatch, cas
     elif case == "bad-url":
         args += ["--api-url", f"http://{TOKEN}.example.test"]
     else:
-        from importer.lock import ResultsLock
+        from importer.runs.lock import ResultsLock
 
         with ResultsLock(tmp_path / "r.csv"):
             result = cli(*args)

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from importer.binding import MappedBatch
-from importer.keyindex import KeyIndex, fingerprints
-from importer.validation import Validator
+from importer.mapping.binding import MappedBatch
+from importer.rows.keyindex import KeyIndex, fingerprints
+from importer.rows.validation import Validator
 
 
 def batch(start: int, **columns: list[str | None]) -> MappedBatch:

@@ -6,10 +6,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from importer.binding import bind
-from importer.mapping import load_mapping
+from importer.mapping.binding import bind
+from importer.mapping.spec import load_mapping
 from importer.readers import ReadOptions, open_table
-from importer.validation import Validator
+from importer.rows.validation import Validator
 from tests.conftest import PLAIN_MAPPING as FIELDS
 
 

@@ -11,7 +11,7 @@ from itertools import chain
 from pathlib import Path
 
 from importer.errors import InputError
-from importer.problems import Code, RowProblem
+from importer.rows.problems import Code, RowProblem
 
 MAX_COLUMNS = 2000
 HEADER_SEARCH_ROWS = 30

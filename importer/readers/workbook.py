@@ -18,7 +18,6 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, iterparse
 
 from importer.errors import InputError
-from importer.problems import Code, RowProblem
 from importer.readers.table import (
     CHUNK_ROWS,
     MAX_COLUMNS,
@@ -27,6 +26,7 @@ from importer.readers.table import (
     password_protected,
 )
 from importer.readers.xlsx_cells import CellDetails, cell_details, render
+from importer.rows.problems import Code, RowProblem
 
 MAX_ZIP_MEMBERS = 10_000
 MAX_UNCOMPRESSED = 1 << 30

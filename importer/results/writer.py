@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from importer.errors import ConfigError, ResumeError
-from importer.outcomes import IDENTITY_FIELDS, Outcome, Status
+from importer.rows.outcomes import IDENTITY_FIELDS, Outcome, Status
 
 COLUMNS = ("row", "status", "id", "http_status", "error", "error_code", *IDENTITY_FIELDS)
 FORMATS = (".csv", ".xlsx", ".jsonl")
@@ -197,7 +197,7 @@ def _open_format(path: Path) -> _Format:
     kind = results_format(path)
     try:
         if kind == ".xlsx":
-            from importer.xlsx_results import XlsxResults
+            from importer.results.xlsx import XlsxResults
 
             return XlsxResults(path, COLUMNS, cells, STATUS_COLOURS)
         stream = _private_text_file(path)

@@ -5,9 +5,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from importer.client import DEFAULT_API_URL, Target, check_base_url
 from importer.errors import ConfigError
 from importer.sandbox import Sandbox
+from importer.sending.client import DEFAULT_API_URL, Target, check_base_url
 
 TOKEN_ENV = "ROUTERA_API_TOKEN"
 URL_ENV = "ROUTERA_API_URL"

@@ -9,16 +9,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from importer.delivery import Delivery
-from importer.followers import Followers
-from importer.journal import Journal, JournalError
-from importer.outcomes import Outcome
-from importer.problems import RowProblem
-from importer.results import ResultsWriter
+from importer.results.writer import ResultsWriter
+from importer.rows.outcomes import Outcome
+from importer.rows.problems import RowProblem
+from importer.runs.journal import Journal, JournalError
+from importer.sending.delivery import Delivery
+from importer.sending.repeats import Followers
 
 
 @dataclass(frozen=True, slots=True)
-class Job:
+class RowTask:
     """A row on its way to the API."""
 
     seq: int
@@ -48,13 +48,13 @@ class Workers:
         self.on_stop = on_stop
         self.submitted = 0
         self.followers = Followers()
-        self.queue: queue.Queue[Job | None] = queue.Queue(maxsize=concurrency * 2)
+        self.queue: queue.Queue[RowTask | None] = queue.Queue(maxsize=concurrency * 2)
         self.threads = [threading.Thread(target=self._work, name=f"sender-{n}", daemon=True)
                         for n in range(concurrency)]
         for thread in self.threads:
             thread.start()
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: RowTask) -> None:
         """Queue a job, waiting while the workers are busy (a stop turns it into a skip)."""
         while True:
             if not any(thread.is_alive() for thread in self.threads):
@@ -92,7 +92,7 @@ class Workers:
         while (job := self.queue.get()) is not None:
             self._handle(job)
 
-    def _handle(self, job: Job) -> None:
+    def _handle(self, job: RowTask) -> None:
         """Deliver one job, then settle or send the rows that were waiting for it.
 
         If it succeeded, its followers are duplicates of it; if not, the first follower is sent
@@ -115,13 +115,13 @@ class Workers:
                 self._record(follower, self._duplicate_of(follower, current.row))
 
     @staticmethod
-    def _duplicate_of(follower: Job, leader: int) -> Outcome:
+    def _duplicate_of(follower: RowTask, leader: int) -> Outcome:
         problem = follower.repeats
         assert problem is not None
         return Outcome.from_problem(follower.row, replace(
             problem, earlier=leader, message=f"same {problem.field} as row {leader}"), ())
 
-    def _deliver(self, job: Job) -> Outcome:
+    def _deliver(self, job: RowTask) -> Outcome:
         """The job's outcome, recorded; nothing that goes wrong escapes this thread."""
         if self.stop.is_set():
             return self._record(job, self._unsent(job))
@@ -140,10 +140,10 @@ class Workers:
             self.on_stop(delivered.stop_reason)
         return self._record(job, delivered.outcome)
 
-    def _unsent(self, job: Job) -> Outcome:
+    def _unsent(self, job: RowTask) -> Outcome:
         return self.delivery.stopped(job.row, job.keyed, job.maybe_sent)
 
-    def _record(self, job: Job, outcome: Outcome) -> Outcome:
+    def _record(self, job: RowTask, outcome: Outcome) -> Outcome:
         """Journal, then results; a journal that cannot be written stops the run."""
         outcome = replace(outcome, identity=job.identity)
         try:

@@ -18,12 +18,20 @@ from pathlib import Path
 
 import requests
 
-from importer.binding import BoundMapping, MappedBatch, bind
-from importer.client import ContactsClient, Target, Timeouts
-from importer.delivery import Delivery, RetryPolicy
-from importer.destination import destination
 from importer.errors import ConfigError, ImporterError, ResumeError
-from importer.journal import (
+from importer.mapping.binding import BoundMapping, MappedBatch, bind
+from importer.mapping.spec import ColumnMapping, load_mapping
+from importer.readers import ReadOptions, Table, describe, open_table
+from importer.results.writer import (
+    ResultsWriter,
+    default_results_path,
+    read_outcomes,
+    results_format,
+)
+from importer.rows.outcomes import IDENTITY_FIELDS, Outcome, Status
+from importer.rows.problems import Code, RowProblem
+from importer.rows.validation import Validator, has_dedupe_key
+from importer.runs.journal import (
     Journal,
     JournalError,
     Prior,
@@ -31,23 +39,15 @@ from importer.journal import (
     journal_path,
     load_prior,
 )
-from importer.lock import ResultsLock
-from importer.mapping import Mapping, load_mapping
-from importer.outcomes import IDENTITY_FIELDS, Outcome, Status
-from importer.problems import Code, RowProblem
-from importer.readers import ReadOptions, Table, describe, open_table
-from importer.results import (
-    ResultsWriter,
-    default_results_path,
-    read_outcomes,
-    results_format,
-)
-from importer.resume import Plan, plan_for
-from importer.session import build_session
-from importer.stopping import Stop
-from importer.throttle import Throttle
-from importer.validation import Validator, has_dedupe_key
-from importer.workers import Job, Workers
+from importer.runs.lock import ResultsLock
+from importer.runs.resume import Plan, plan_for
+from importer.runs.stopping import Stop
+from importer.sending.client import RecordsClient, Target, Timeouts
+from importer.sending.deadlines import build_session
+from importer.sending.delivery import Delivery, RetryPolicy
+from importer.sending.destination import destination
+from importer.sending.throttle import Throttle
+from importer.sending.workers import RowTask, Workers
 
 PROGRESS_EVERY = 0.25
 REORDER_LIMIT = 20_000
@@ -164,11 +164,11 @@ def run_import(
                         sandbox_db=options.sandbox_db, api_url=options.api_url,
                         object_name=mapping.object, environ=environ)
     with where as (target, api_note), ResultsLock(results):
-        job = _Job(options, mapping, table, bound, results, target, stop or Stop())
-        job.summary.started = started
-        job.summary.notes += [n for n in (note, results_note) if n]
-        job.summary.api = api_note
-        return job.run(on_progress, session)
+        run = _Run(options, mapping, table, bound, results, target, stop or Stop())
+        run.summary.started = started
+        run.summary.notes += [n for n in (note, results_note) if n]
+        run.summary.api = api_note
+        return run.run(on_progress, session)
 
 
 def _results_path(options: RunOptions) -> tuple[Path, str]:
@@ -189,10 +189,10 @@ def _results_path(options: RunOptions) -> tuple[Path, str]:
                  "instead")
 
 
-class _Job:
+class _Run:
     """One run's state: the open results, the journal, the workers and the counts."""
 
-    def __init__(self, options: RunOptions, mapping: Mapping, table: Table,
+    def __init__(self, options: RunOptions, mapping: ColumnMapping, table: Table,
                  bound: BoundMapping, results: Path, target: Target | None,
                  stop: threading.Event) -> None:
         self.options = options
@@ -312,7 +312,7 @@ class _Job:
         assert self.target is not None and journal is not None
         concurrency = max(1, self.options.concurrency)
         session = session or build_session(self.target.base_url, concurrency)
-        client = ContactsClient(self.target, session, self.options.timeouts)
+        client = RecordsClient(self.target, session, self.options.timeouts)
         if isinstance(self.stop, Stop):
             self.stop.on_force(client.deadlines.expire_all)
         throttle = Throttle(self.options.rate_limit)
@@ -367,7 +367,7 @@ class _Job:
         A repeat of an earlier row (``problem``) is sent only if that row came to nothing.
         """
         keyed = has_dedupe_key(fields)
-        job = Job(seq, row, fields, identity, keyed, plan.maybe_sent(row), problem)
+        job = RowTask(seq, row, fields, identity, keyed, plan.maybe_sent(row), problem)
         outcome = plan.settled(row, keyed)
         if outcome is None and problem is not None:
             decision = workers.followers.follow(problem.earlier, row, job)
@@ -443,7 +443,7 @@ def _identities(mapped: MappedBatch) -> list[tuple[str, ...]]:
     return list(zip(*columns, strict=True))
 
 
-def _summary_sheet(summary: RunSummary, mapping: Mapping) -> dict[str, str]:
+def _summary_sheet(summary: RunSummary, mapping: ColumnMapping) -> dict[str, str]:
     counts = {str(status): str(count) for status, count in summary.counts.items() if count}
     return {
         "input": str(summary.input),

@@ -13,7 +13,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font, PatternFill
 
-from importer.outcomes import Outcome, Status
+from importer.rows.outcomes import Outcome, Status
 
 
 class XlsxResults:

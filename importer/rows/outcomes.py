@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from enum import StrEnum
 
-from importer.problems import Code, RowProblem, code_of
+from importer.rows.problems import Code, RowProblem, code_of
 
 IDENTITY_FIELDS = ("external_id", "email", "first_name", "last_name")
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from importer import transforms
 from importer.errors import MappingError
-from importer.transforms import Transform
+from importer.mapping import transforms
+from importer.mapping.transforms import Transform
 
 FORBIDDEN_FIELDS = ("id", "created_at", "updated_at", "archived", "archived_by")
 DEFAULT_REQUIRED_ANY = ("email", "first_name", "last_name")
@@ -64,7 +64,7 @@ class FieldSpec:
 
 
 @dataclass(frozen=True)
-class Mapping:
+class ColumnMapping:
     """A validated mapping file, version 1."""
 
     path: Path
@@ -76,7 +76,7 @@ class Mapping:
     header_row: int | None = None
 
 
-def load_mapping(path: Path) -> Mapping:
+def load_mapping(path: Path) -> ColumnMapping:
     """Read and validate a mapping file; every problem is a ``MappingError`` with its line."""
     data = _read(path)
     root = _compose(path, data)
@@ -120,7 +120,7 @@ def _compose(path: Path, data: bytes) -> yaml.Node:
 
 
 class _Builder:
-    """Turns the node tree into a ``Mapping``, checking each key where it is written."""
+    """Turns the node tree into a ``ColumnMapping``, checking each key where it is written."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -129,7 +129,7 @@ class _Builder:
     def fail(self, node: yaml.Node, message: str) -> MappingError:
         return MappingError(f"{self.path} line {node.start_mark.line + 1}: {message}")
 
-    def mapping(self, root: yaml.Node) -> Mapping:
+    def mapping(self, root: yaml.Node) -> ColumnMapping:
         self._check_tree(root)
         top = self.pairs(root, "the mapping file", TOP_KEYS)
         if "version" not in top:
@@ -139,7 +139,7 @@ class _Builder:
         if "fields" not in top:
             raise self.fail(root, "no 'fields'; list the API fields and the columns that feed them")
         fields = tuple(self.field_spec(k, v) for k, v in self.field_nodes(top["fields"]))
-        return Mapping(
+        return ColumnMapping(
             path=self.path,
             digest="",
             fields=fields,

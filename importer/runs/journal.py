@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from importer.errors import ResumeError
-from importer.outcomes import Outcome
+from importer.rows.outcomes import Outcome
 
 VERSION = 1
 SYNC_EVERY = 1.0

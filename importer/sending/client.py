@@ -16,7 +16,7 @@ import requests
 import urllib3
 
 from importer.errors import ConfigError
-from importer.session import Deadlines
+from importer.sending.deadlines import Deadlines
 
 DEFAULT_API_URL = "https://api.routera.io"
 MAX_BODY = 65_536
@@ -81,7 +81,7 @@ class Kind(StrEnum):
     ANSWERED = "answered"
     NOT_SENT = "not-sent"
     AMBIGUOUS = "ambiguous"
-    HOPELESS = "hopeless"
+    FATAL = "fatal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,7 @@ class _Bearer(requests.auth.AuthBase):
         return "_Bearer([token])"
 
 
-class ContactsClient:
+class RecordsClient:
     """Creates records of one object type with a session it is given (tests pass their own)."""
 
     def __init__(self, target: Target, session: requests.Session, timeouts: Timeouts) -> None:
@@ -195,7 +195,7 @@ class ContactsClient:
         """What the exception says about the server; a connection never made stays "not
         sent" even when the deadline (or a second Ctrl-C) cut it."""
         if isinstance(exc, requests.exceptions.SSLError):
-            return Attempt(Kind.HOPELESS, message=self.shorten(f"TLS failed: {_root(exc)}"))
+            return Attempt(Kind.FATAL, message=self.shorten(f"TLS failed: {_root(exc)}"))
         if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ProxyError) \
                 or (isinstance(exc, requests.exceptions.ConnectionError) and _before_sending(exc)):
             return Attempt(Kind.NOT_SENT, message=self.shorten(f"could not connect: {_root(exc)}"))
@@ -208,7 +208,7 @@ class ContactsClient:
                       | requests.exceptions.ChunkedEncodingError):
             return Attempt(Kind.AMBIGUOUS, message=self.shorten(
                 f"connection lost after sending: {_root(exc)}"))
-        return Attempt(Kind.HOPELESS, message=self.shorten(f"request failed: {_root(exc)}"))
+        return Attempt(Kind.FATAL, message=self.shorten(f"request failed: {_root(exc)}"))
 
 
 def _before_sending(exc: BaseException) -> bool:

@@ -3,8 +3,8 @@
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from importer.binding import BoundMapping, bind
-from importer.mapping import FieldSpec, Mapping, load_mapping
+from importer.mapping.binding import BoundMapping, bind
+from importer.mapping.spec import ColumnMapping, FieldSpec, load_mapping
 from importer.readers import ReadOptions, describe, open_table
 
 
@@ -12,7 +12,7 @@ from importer.readers import ReadOptions, describe, open_table
 class MappingCheck:
     """A valid mapping and, when a file was given, where each field's value comes from."""
 
-    mapping: Mapping
+    mapping: ColumnMapping
     source: str = ""
     fields: list[tuple[str, str]] = field(default_factory=list)
     unmatched: list[str] = field(default_factory=list)

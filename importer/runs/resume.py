@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from importer.errors import ResumeError
-from importer.journal import Prior
-from importer.outcomes import FINAL, Outcome, Status
-from importer.problems import Code
+from importer.rows.outcomes import FINAL, Outcome, Status
+from importer.rows.problems import Code
+from importer.runs.journal import Prior
 
 FINGERPRINT_NAMES = {
     "input": "the input file",

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from importer.binding import MappedBatch
-from importer.keyindex import KeyIndex, fingerprints
-from importer.problems import Code, RowProblem
+from importer.mapping.binding import MappedBatch
+from importer.rows.keyindex import KeyIndex, fingerprints
+from importer.rows.problems import Code, RowProblem
 
 DEDUPLICATED_KEYS = ("email", "external_id", "website_url")
 EMAIL = re.compile(

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from importer.outcomes import Status
+from importer.rows.outcomes import Status
 
 SUCCESS = frozenset({Status.CREATED, Status.DUPLICATE})
 

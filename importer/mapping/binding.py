@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from importer.errors import MappingError
-from importer.mapping import FieldSpec, Mapping, template_parts
-from importer.problems import Code, RowProblem
+from importer.mapping.spec import ColumnMapping, FieldSpec, template_parts
 from importer.readers import Table
 from importer.readers.table import SourceBatch
+from importer.rows.problems import Code, RowProblem
 
 Column = list[str | None]
 MAX_LISTED_HEADERS = 25
@@ -43,7 +43,7 @@ class _BoundField:
 class BoundMapping:
     """A mapping whose column names have been resolved to positions in one table."""
 
-    def __init__(self, mapping: Mapping, headers: list[str], labels: Callable[[int], str],
+    def __init__(self, mapping: ColumnMapping, headers: list[str], labels: Callable[[int], str],
                  source: str) -> None:
         self.mapping = mapping
         self.headers = headers
@@ -76,7 +76,7 @@ class BoundMapping:
         return mapped
 
 
-def bind(mapping: Mapping, table: Table) -> tuple[BoundMapping, str | None]:
+def bind(mapping: ColumnMapping, table: Table) -> tuple[BoundMapping, str | None]:
     """Resolve the mapping against the table's headers.
 
     When the header row was not given and the mapping's columns are not on the first row,
@@ -102,7 +102,7 @@ def bind(mapping: Mapping, table: Table) -> tuple[BoundMapping, str | None]:
 class _HeaderIndex:
     """Finds columns: exact name after trimming, then ignoring case and whitespace."""
 
-    def __init__(self, mapping: Mapping, headers: list[str], labels: Callable[[int], str],
+    def __init__(self, mapping: ColumnMapping, headers: list[str], labels: Callable[[int], str],
                  source: str) -> None:
         self.mapping = mapping
         self.source = source

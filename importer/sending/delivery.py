@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from urllib3.exceptions import InvalidHeader
 from urllib3.util import Retry
 
-from importer.client import Attempt, ContactsClient, Kind
-from importer.outcomes import Outcome, Status
-from importer.problems import Code
-from importer.throttle import Throttle
+from importer.rows.outcomes import Outcome, Status
+from importer.rows.problems import Code
+from importer.sending.client import Attempt, Kind, RecordsClient
+from importer.sending.throttle import Throttle
 
 RETRY_STATUSES = frozenset({408, 429, 500, 503})
 GATEWAY_STATUSES = frozenset({502, 504})
@@ -64,7 +64,7 @@ class Delivered:
 class Delivery:
     """Delivers rows for all workers; shares the client, the throttle and the stop flag."""
 
-    def __init__(self, client: ContactsClient, policy: RetryPolicy, throttle: Throttle,
+    def __init__(self, client: RecordsClient, policy: RetryPolicy, throttle: Throttle,
                  stop: threading.Event) -> None:
         self.client = client
         self.policy = policy
@@ -103,7 +103,7 @@ class Delivery:
     def _decide(self, row: int, attempt: Attempt, keyed: bool,
                 maybe_sent: bool) -> Delivered | None:
         """A final answer for this row, or None to try again."""
-        if attempt.kind == Kind.HOPELESS:
+        if attempt.kind == Kind.FATAL:
             return Delivered(Outcome(row, Status.FAILED, code=Code.NETWORK_ERROR,
                                      error=attempt.message), stop_reason=attempt.message)
         if attempt.kind != Kind.NOT_SENT:

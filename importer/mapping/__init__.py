@@ -1,0 +1,1 @@
+"""The mapping file: loading, binding to headers, transforms, `check-mapping`, `init`."""

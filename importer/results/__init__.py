@@ -1,0 +1,1 @@
+"""Results files: CSV, JSONL and XLSX writers, and reading results back."""

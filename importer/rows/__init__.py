@@ -1,0 +1,1 @@
+"""One row's verdict: problem codes, outcomes, validation, and the index of keys seen."""

@@ -1,0 +1,1 @@
+"""A run over time: the journal, resume plans, the results lock, stopping, and the runner itself."""

@@ -1,0 +1,1 @@
+"""Sending rows: HTTP client, deadlines, delivery and retries, throttle, workers, repeats."""
