@@ -10,7 +10,7 @@ from pathlib import Path
 
 from importer.errors import InputError
 from importer.readers.table import Table, column_letter, looks_binary, password_protected
-from importer.readers.text import DELIMITER_NAMES, count_lines, read_text
+from importer.readers.text import DELIMITER_NAMES, count_lines, encoding_detail, read_text
 from importer.readers.workbook import check_zip, read_workbook
 
 __all__ = ["ReadOptions", "Table", "column_letter", "describe", "open_table"]
@@ -53,7 +53,8 @@ def open_table(path: Path, options: ReadOptions) -> Table:
         check_zip(path)
     if kind == "csv":
         chunks, encoding, delimiter = read_text(path, head, options.encoding, options.delimiter)
-        detail = f"{encoding}, {DELIMITER_NAMES.get(delimiter, repr(delimiter))}-separated"
+        detail = (f"{encoding_detail(path, encoding)}, "
+                  f"{DELIMITER_NAMES.get(delimiter, repr(delimiter))}-separated")
         return Table(path, chunks, header_row=options.header_row, strict_width=True,
                      detail=detail, total_rows=count_lines(path))
     chunks, offset, sheet, height = read_workbook(path, kind, options.sheet)

@@ -1,4 +1,4 @@
-"""Delimited text exports: CSV, TSV, Excel's "Unicode text", legacy Windows-1252 files.
+"""Delimited text exports: CSV, TSV, Excel's "Unicode text", legacy single-byte files.
 
 Every cell stays text. The csv module is used rather than a type-inferring reader because it
 reports exact record boundaries (a quoted cell with a newline is one spreadsheet row) and never
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from importer.errors import InputError
+from importer.readers.encodings import choose_legacy, normalise_encoding, sample_words
 from importer.readers.table import CHUNK_ROWS, RawChunk, looks_binary
 
 MAX_CELL_CHARS = 1_048_576
@@ -32,8 +33,12 @@ BOMS = (
 )
 
 
+UNICODE = ("utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32")
+
+
 def detect_encoding(path: Path, head: bytes) -> str:
-    """BOM first, then the whole file must decode: a legacy byte at row 90,000 still counts."""
+    """BOM first, then the whole file must decode as UTF-8 (a legacy byte at row 90,000 still
+    counts); a file that does not is judged by ``encodings.choose_legacy``, never guessed."""
     for bom, encoding in BOMS:
         if head.startswith(bom):
             return encoding
@@ -51,10 +56,7 @@ def detect_encoding(path: Path, head: bytes) -> str:
         raise InputError(f"{path}: line {line} holds bytes that are not UTF-8, while the text "
                          "before it is UTF-8 (a pasted legacy value?); fix that line, or pass "
                          "--encoding if the whole file is in another encoding")
-    if _first_bad_byte(path, "cp1252") is None:
-        return "cp1252"
-    raise InputError(f"{path}: the text is neither UTF-8 nor Windows-1252; pass --encoding with "
-                     "the encoding it was saved in")
+    return choose_legacy(path).name
 
 
 def _utf16_without_bom(head: bytes) -> str | None:
@@ -127,12 +129,12 @@ def count_lines(path: Path) -> int:
 def read_text(path: Path, head: bytes, encoding: str | None,
               delimiter: str | None) -> tuple[Iterator[RawChunk], str, str]:
     """Rows of a delimited text file, with the encoding and delimiter actually used."""
-    encoding = encoding or detect_encoding(path, head)
     try:
-        sample = head[:SAMPLE_BYTES].decode(encoding, errors="ignore")
+        encoding = normalise_encoding(encoding) if encoding else detect_encoding(path, head)
     except LookupError as exc:
         raise InputError(f"{path}: unknown encoding {encoding!r}; use a name such as utf-8, "
-                         "utf-16 or cp1252") from exc
+                         "utf-16, cp1252, cp1250, MS-DOS (cp850) or x-mac-roman") from exc
+    sample = head[:SAMPLE_BYTES].decode(encoding, errors="ignore")
     if looks_binary(sample):
         raise InputError(f"{path}: contains binary data, not text; export the data as CSV or "
                          "as a workbook")
@@ -144,6 +146,16 @@ def read_text(path: Path, head: bytes, encoding: str | None,
         sample, path.suffix.lower())
     _refuse_unclosed_quote(path, encoding, delimiter)
     return _chunks(path, encoding, delimiter, skip_hint=bool(hint)), encoding, delimiter
+
+
+def encoding_detail(path: Path, encoding: str) -> str:
+    """The encoding for the summary; a legacy one with a few of the words it produced, so a
+    wrong reading shows before anything is sent."""
+    if encoding in UNICODE:
+        return encoding
+    words = sample_words(path, encoding)
+    quoted = ", ".join(f'"{word}"' for word in words)
+    return f"{encoding}, read as {quoted}" if words else encoding
 
 
 def _refuse_unclosed_quote(path: Path, encoding: str, delimiter: str) -> None:
