@@ -35,7 +35,7 @@ def _missing(path: Path) -> str:
 
 def _not_utf8_or_1252(path: Path) -> str:
     path.write_bytes(b"Email,Name\na@x.io,\x81\x8d\x8f\x90\x9d\n")
-    return "the text is neither UTF-8 nor Windows-1252; pass --encoding"
+    return "no single-byte encoding reads it as plausible text"
 
 
 def _late_nul(path: Path) -> str:

@@ -28,7 +28,8 @@ def check_mapping(path: Path, input_path: Path | None,
     if input_path is None:
         check.fields = [(spec.name, _described(spec, None)) for spec in mapping.fields]
         return check
-    table = open_table(input_path, options.with_defaults(mapping.sheet, mapping.header_row))
+    table = open_table(input_path, options.with_defaults(
+        mapping.sheet, mapping.header_row, mapping.encoding, mapping.delimiter))
     bound, note = bind(mapping, table)
     check.source = describe(table)
     check.notes = [note] if note else []

@@ -20,10 +20,14 @@ import yaml
 from importer.errors import MappingError
 from importer.mapping import transforms
 from importer.mapping.transforms import Transform
+from importer.readers.encodings import normalise_encoding
+from importer.readers.text import DELIMITERS
 
 FORBIDDEN_FIELDS = ("id", "created_at", "updated_at", "archived", "archived_by")
 DEFAULT_REQUIRED_ANY = ("email", "first_name", "last_name")
-TOP_KEYS = ("version", "object", "sheet", "header_row", "fields", "required_any")
+TOP_KEYS = ("version", "object", "sheet", "header_row", "encoding", "delimiter", "fields",
+            "required_any")
+DELIMITER_WORDS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "\\t": "\t"}
 FIELD_KEYS = ("column", "value", "template", "transform", "default")
 SOURCE_KEYS = ("column", "value", "template")
 MAX_BYTES = 1 << 20
@@ -74,6 +78,8 @@ class ColumnMapping:
     object: str = "contacts"
     sheet: str | None = None
     header_row: int | None = None
+    encoding: str | None = None
+    delimiter: str | None = None
 
 
 def load_mapping(path: Path) -> ColumnMapping:
@@ -147,6 +153,8 @@ class _Builder:
             object=self.object_name(top.get("object")),
             sheet=self.optional_text(top.get("sheet"), "sheet"),
             header_row=self.header_row(top.get("header_row")),
+            encoding=self.encoding(top.get("encoding")),
+            delimiter=self.delimiter(top.get("delimiter")),
         )
 
     def _check_tree(self, root: yaml.Node) -> None:
@@ -297,6 +305,26 @@ class _Builder:
         if not text.isdigit() or int(text) < 1:
             raise self.fail(node, f"header_row must be a row number (1 or more), not {text!r}")
         return int(text)
+
+    def encoding(self, node: yaml.Node | None) -> str | None:
+        """A text encoding Python knows, by any usual name (``MS-DOS``, ``x-mac-roman``)."""
+        text = self.optional_text(node, "encoding")
+        if node is None or text is None:
+            return None
+        try:
+            return normalise_encoding(text)
+        except LookupError:
+            raise self.fail(node, f"unknown encoding {text!r}; use a name such as utf-8, "
+                            "cp1252, cp1250, MS-DOS (cp850) or x-mac-roman") from None
+
+    def delimiter(self, node: yaml.Node | None) -> str | None:
+        text = self.optional_text(node, "delimiter")
+        if node is None or text is None:
+            return None
+        value = DELIMITER_WORDS.get(text.lower(), text)
+        if value not in DELIMITERS:
+            raise self.fail(node, f"delimiter must be one of , ; tab | (not {text!r})")
+        return value
 
     def optional_text(self, node: yaml.Node | None, what: str) -> str | None:
         if node is None:

@@ -39,10 +39,13 @@ class ReadOptions:
     encoding: str | None = None
     delimiter: str | None = None
 
-    def with_defaults(self, sheet: str | None, header_row: int | None) -> "ReadOptions":
-        """These options, falling back to the mapping's sheet and header row."""
-        return ReadOptions(self.sheet or sheet, self.header_row or header_row, self.encoding,
-                           self.delimiter)
+    def with_defaults(self, sheet: str | None, header_row: int | None,
+                      encoding: str | None = None,
+                      delimiter: str | None = None) -> "ReadOptions":
+        """These options, falling back to the mapping's sheet, header row, encoding and
+        delimiter (command-line options win)."""
+        return ReadOptions(self.sheet or sheet, self.header_row or header_row,
+                           self.encoding or encoding, self.delimiter or delimiter)
 
 
 def open_table(path: Path, options: ReadOptions) -> Table:

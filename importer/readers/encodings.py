@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, RUF002
 """Which legacy single-byte encoding a non-UTF-8 text export was saved in, judged, never guessed.
 
 Every single-byte encoding decodes almost any bytes, so "it decodes" proves nothing: a Polish
@@ -5,8 +6,8 @@ cp1250 file read as cp1252 gives "£ukasz Wiœniewski", exit 0. Instead each enc
 spreadsheet programs write is tried on the file's words that hold non-ASCII bytes, and the text it
 produces is judged the way a reader would: letters inside words are normal, symbols between
 letters are not (``Wi¿niewski``), nor are an uppercase letter inside a lowercase word
-(``JŸrgen``), scripts mixed inside one word (``Јukasz``), three accented Latin letters in a row
-(``Èâàí``: three accented vowels), a Greek final sigma inside a word, or letters that no single language would use
+(``JŸrgen``), scripts mixed inside one word (``Јukasz``), three accented vowels in a row
+(``Èâàí``), a Greek final sigma inside a word, or letters that no single language would use
 together (French read as cp1250 needs Czech, Slovak and Polish letters at once). Encodings that
 give the same text are one reading. One reading is used only when it is clearly more plausible
 than every other; otherwise the file is refused and the candidates are named with sample words.
@@ -16,7 +17,6 @@ import codecs
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +85,7 @@ class Reading:
 
     encodings: tuple[str, ...]
     cost: float
+    odd: float
     words: tuple[str, ...]
 
     @property
@@ -104,7 +105,7 @@ def choose_legacy(path: Path) -> Reading:
     words, present = _scan(path)
     readings = _readings(words, present)
     limit = ODD * max(1.0, PLAUSIBLE_ODD_SHARE * sum(words.values()))
-    if not readings or readings[0].cost > limit:
+    if not readings or readings[0].odd >= limit:
         likeliest = "; ".join(f"{r.name} ({', '.join(r.words[:4])})" for r in readings[:3])
         raise InputError(f"{path}: the text is not UTF-8 and no single-byte encoding reads it "
                          f"as plausible text (likeliest: {likeliest or 'none'}); pass --encoding "
@@ -159,7 +160,7 @@ def _readings(words: Counter[bytes], present: set[int]) -> list[Reading]:
         except UnicodeDecodeError:
             continue
         by_text.setdefault(text, []).append(encoding)
-    readings = [Reading(tuple(names), _cost(words, names[0]), _sample(words, names[0], 5))
+    readings = [Reading(tuple(names), *_cost(words, names[0]), _sample(words, names[0], 5))
                 for names in by_text.values()]
     return sorted(readings, key=lambda r: r.cost)
 
@@ -175,21 +176,26 @@ def _sample(words: Counter[bytes], encoding: str, limit: int) -> tuple[str, ...]
     return tuple(out)
 
 
-def _cost(words: Counter[bytes], encoding: str) -> float:
-    """Implausibility of the text: odd characters weigh ``ODD`` per occurrence, and every
-    language beyond the first that is needed to account for the letters used costs a little."""
-    cost = 0.0
+def _cost(words: Counter[bytes], encoding: str) -> tuple[float, float]:
+    """Implausibility of the text, and the part of it that no real text has.
+
+    Odd characters and letters of no language weigh ``ODD`` per occurrence; consonant clusters
+    and every language beyond the first needed to account for the letters cost a little (a
+    pan-European customer list mixes German, French and Danish names)."""
+    cost = odd_cost = 0.0
     letters: Counter[str] = Counter()
     for word, count in words.items():
         text = word.decode(encoding)
         odd, clusters = _oddities(text)
-        cost += count * (ODD * odd + CLUSTER * clusters)
+        odd_cost += count * ODD * odd
+        cost += count * CLUSTER * clusters
         for ch in text:
             key = ch.lower()[:1]
             if ch.isalpha() and not key.isascii():
                 letters[key] += count
     uncovered, languages = _cover(letters)
-    return cost + ODD * uncovered + NEW_LANGUAGE * max(0, languages - 1)
+    odd_cost += ODD * uncovered
+    return odd_cost + cost + NEW_LANGUAGE * max(0, languages - 1), odd_cost
 
 
 def _oddities(word: str) -> tuple[int, int]:

@@ -157,7 +157,8 @@ def run_import(
     started = _now()
     mapping = load_mapping(options.mapping)
     read = ReadOptions(options.sheet, options.header_row, options.encoding, options.delimiter)
-    table = open_table(options.input, read.with_defaults(mapping.sheet, mapping.header_row))
+    table = open_table(options.input, read.with_defaults(
+        mapping.sheet, mapping.header_row, mapping.encoding, mapping.delimiter))
     bound, note = bind(mapping, table)
     results, results_note = _results_path(options)
     where = destination(dry_run=options.dry_run, sandbox=options.sandbox,
