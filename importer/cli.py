@@ -87,7 +87,8 @@ def _run_parser(commands: argparse._SubParsersAction) -> None:
                       help="row that holds the headers (default: the mapping's, else the first "
                       "non-empty row)")
     read.add_argument("--encoding", metavar="NAME", help="text encoding of a CSV (default: "
-                      "detected: UTF-8, UTF-8 with BOM, UTF-16, Windows-1252)")
+                      "detected: UTF-8, UTF-16, or the one plausible legacy encoding; "
+                      "MS-DOS, x-mac-roman, cp1250 ... also accepted)")
     read.add_argument("--delimiter", type=_delimiter, metavar="CHAR",
                       help="CSV delimiter: , ; tab | (default: detected)")
     send = run.add_argument_group("sending")
