@@ -189,6 +189,6 @@ def _transform_each(spec: FieldSpec, transform: Callable[[str], str | None], val
             out.append(None if value is None else (transform(value) or None))
         except ValueError as exc:
             out.append(None)
-            batch.problems.setdefault(index, RowProblem(
-                Code.INVALID_VALUE, f"{spec.name}: {exc}", spec.name))
+            batch.problems.setdefault(index, Code.INVALID_VALUE.problem(
+                spec.name, field_name=spec.name, reason=exc))
     return out

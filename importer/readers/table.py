@@ -194,12 +194,8 @@ class Table:
             return cells + [""] * (width - len(cells))
         extra = [c for c in cells[width:] if c.strip()]
         if extra and self._strict_width:
-            batch.problems[index] = RowProblem(
-                Code.RAGGED_ROW,
-                f"row {number} has {len(cells)} cells but there are {width} headers, so its "
-                "values cannot be matched to columns (an unquoted delimiter inside a value?); "
-                "fix the row in the file",
-            )
+            batch.problems[index] = Code.RAGGED_ROW.problem(
+                row_number=number, cells=len(cells), headers=width)
         return cells[:width]
 
     def _carry_cell_problems(self, chunk: RawChunk, batch: SourceBatch) -> None:

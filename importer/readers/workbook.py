@@ -26,7 +26,7 @@ from importer.readers.table import (
     password_protected,
 )
 from importer.readers.xlsx_cells import CellDetails, cell_details, render
-from importer.rows.problems import Code, RowProblem
+from importer.rows.problems import Code
 
 MAX_ZIP_MEMBERS = 10_000
 MAX_UNCOMPRESSED = 1 << 30
@@ -149,10 +149,8 @@ class _Details:
             if kind == "pad":
                 _pad(cells, values, local, detail)
             else:
-                chunk.cell_problems[(index, local)] = RowProblem(
-                    Code.CELL_ERROR,
-                    f"cell {column_letter(column)}{row + 1} shows {detail}, a formula error; "
-                    "fix the formula or clear the cell")
+                chunk.cell_problems[(index, local)] = Code.CELL_ERROR.problem(
+                    cell=f"{column_letter(column)}{row + 1}", error=detail)
 
 
 def _chunks(path: Path, data: python_calamine.CalamineSheet,
@@ -181,13 +179,9 @@ def _row_text(values: list[object], index: int, offset: int, first_row: int,
     cells = [v if type(v) is str else cell_text(v) for v in values]
     for col, value in enumerate(values):
         if type(value) is float and value.is_integer() and abs(value) >= 10**EXACT_DIGITS:
-            chunk.cell_problems[(index, col)] = RowProblem(
-                Code.NUMBER_TOO_LONG,
-                f"cell {column_letter(col + offset)}{first_row + index} holds the number "
-                f"{value:.{EXACT_DIGITS}g}: more than {EXACT_DIGITS} digits, which a spreadsheet "
-                "cannot store exactly, so it is not sent rounded; format that column as Text and "
-                "enter the values again",
-            )
+            chunk.cell_problems[(index, col)] = Code.NUMBER_TOO_LONG.problem(
+                cell=f"{column_letter(col + offset)}{first_row + index}",
+                number=f"{value:.{EXACT_DIGITS}g}", digits=EXACT_DIGITS)
     return cells
 
 

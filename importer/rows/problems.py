@@ -1,42 +1,158 @@
 """Row problems: why a row was not sent, or not created, as data rather than exceptions.
 
 Each code is a stable, public kebab-case name: it appears in the results file's ``error_code``
-column and the README explains each one, so an ops person can filter on it in Excel.
+column, so an ops person can filter on it in Excel. Like frictionless-py's error classes, one
+definition carries every fact about a code: the status a row with it ends in, a short label,
+what it means, what to do, and the template its messages are made from. The README's
+troubleshooting table is checked against these definitions (``tests/test_problem_codes.py``).
 """
 
+import string
 from dataclasses import dataclass
 from enum import StrEnum
 
+from importer.rows.status import Status
+
 
 class Code(StrEnum):
-    """Every row error code the importer writes; the README's troubleshooting table lists them."""
+    """Every row error code the importer writes, each with its facts."""
 
-    MISSING_IDENTITY = "missing-identity"
-    INVALID_EMAIL = "invalid-email"
-    RAGGED_ROW = "ragged-row"
-    NUMBER_TOO_LONG = "number-too-long"
-    CELL_ERROR = "cell-error"
-    INVALID_VALUE = "invalid-value"
-    DUPLICATE_IN_FILE = "duplicate-in-file"
-    ALREADY_EXISTS = "already-exists"
-    CREATED_BY_EARLIER_ATTEMPT = "created-by-earlier-attempt"
-    CREATED_BY_EARLIER_RUN = "created-by-earlier-run"
-    SERVER_REJECTED = "server-rejected"
-    SERVER_ERROR = "server-error"
-    RATE_LIMITED = "rate-limited"
-    NETWORK_ERROR = "network-error"
-    OUTCOME_UNKNOWN = "outcome-unknown"
-    AUTH_FAILED = "auth-failed"
-    WRONG_ENDPOINT = "wrong-endpoint"
-    NOT_SENT = "not-sent"
+    status: Status
+    label: str
+    description: str
+    action: str
+    template: str
+
+    def __new__(cls, value: str, status: Status, label: str, description: str, action: str,
+                template: str) -> "Code":
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.status = status
+        member.label = label
+        member.description = description
+        member.action = action
+        member.template = template
+        return member
+
+    MISSING_IDENTITY = (
+        "missing-identity", Status.INVALID, "No identity",
+        "none of `required_any` (email, first name, last name) has a value",
+        "fill one in, or fix the mapping's columns",
+        "no value for any of {fields}; the API needs at least one of them")
+    INVALID_EMAIL = (
+        "invalid-email", Status.INVALID, "Invalid email",
+        "the email is not an address (`bob@`, `a@x.com; b@y.com`)",
+        "correct it in the file",
+        "email {email!r} is not an email address")
+    RAGGED_ROW = (
+        "ragged-row", Status.INVALID, "Ragged row",
+        "the row has more cells than there are headers (an unquoted delimiter?)",
+        "quote the value or remove the stray delimiter",
+        "row {row_number} has {cells} cells but there are {headers} headers, so its values "
+        "cannot be matched to columns (an unquoted delimiter inside a value?); fix the row in "
+        "the file")
+    NUMBER_TOO_LONG = (
+        "number-too-long", Status.INVALID, "Number too long",
+        "a number with more than 15 digits, which the spreadsheet already rounded",
+        "format the column as Text and re-enter the values",
+        "cell {cell} holds the number {number}: more than {digits} digits, which a spreadsheet "
+        "cannot store exactly, so it is not sent rounded; format that column as Text and enter "
+        "the values again")
+    CELL_ERROR = (
+        "cell-error", Status.INVALID, "Formula error",
+        "an XLSX cell shows a formula error (`#N/A`, `#DIV/0!`)",
+        "fix the formula or clear the cell",
+        "cell {cell} shows {error}, a formula error; fix the formula or clear the cell")
+    INVALID_VALUE = (
+        "invalid-value", Status.INVALID, "Invalid value",
+        "a transform could not read the value (a date in another format, a value missing from "
+        "a `map`)",
+        "fix the value or the mapping's transform",
+        "{field_name}: {reason}")
+    DUPLICATE_IN_FILE = (
+        "duplicate-in-file", Status.DUPLICATE, "Duplicate in file",
+        "an earlier row of the file has the same email, external_id or website_url",
+        "nothing, or merge the two rows",
+        "same {key} as row {first}")
+    ALREADY_EXISTS = (
+        "already-exists", Status.DUPLICATE, "Already exists",
+        "the API answered 409: an active record with that key exists",
+        "nothing",
+        "{reason}")
+    CREATED_BY_EARLIER_ATTEMPT = (
+        "created-by-earlier-attempt", Status.DUPLICATE, "Created by an earlier attempt",
+        "409 after an attempt whose answer was lost: almost certainly our own record",
+        "check it once",
+        "already exists: an earlier attempt probably created it (its answer was lost); "
+        "check it once")
+    CREATED_BY_EARLIER_RUN = (
+        "created-by-earlier-run", Status.DUPLICATE, "Created by an earlier run",
+        "an earlier run into these results created this row (it has no key the API can check)",
+        "nothing",
+        "created by an earlier run of this import (id {record}); not sent again")
+    SERVER_REJECTED = (
+        "server-rejected", Status.REJECTED, "Rejected by the API",
+        "the API answered 400 (or another 4xx); its message is in `error`",
+        "fix the value or the mapping's field names",
+        "{reason}")
+    SERVER_ERROR = (
+        "server-error", Status.FAILED, "Server error",
+        "5xx after all retries",
+        "rerun with `--resume` later",
+        "{reason}")
+    RATE_LIMITED = (
+        "rate-limited", Status.FAILED, "Rate limited",
+        "still 429 after all retries",
+        "lower `--rate-limit` or `--concurrency`, then `--resume`",
+        "{reason}")
+    NETWORK_ERROR = (
+        "network-error", Status.FAILED, "Network error",
+        "no connection, or TLS failed",
+        "check the network and `--api-url`, then `--resume`",
+        "{reason}")
+    OUTCOME_UNKNOWN = (
+        "outcome-unknown", Status.FAILED, "Outcome unknown",
+        "the request may have created the record but its answer was lost",
+        "check the CRM; `--resume` re-sends it only if it has an email/external_id/website_url, "
+        "or with `--retry-unknown`",
+        "outcome unknown: {reason}")
+    AUTH_FAILED = (
+        "auth-failed", Status.FAILED, "Token refused",
+        "401/403: the token was refused; the run stopped",
+        "fix `ROUTERA_API_TOKEN`, then `--resume`",
+        "{reason}")
+    WRONG_ENDPOINT = (
+        "wrong-endpoint", Status.FAILED, "Wrong endpoint",
+        "404, 405 or a redirect: the URL is not the contacts API; the run stopped",
+        "fix `--api-url` (or the mapping's `object`), then `--resume`",
+        "{reason}")
+    NOT_SENT = (
+        "not-sent", Status.SKIPPED, "Not sent",
+        "the run stopped before sending this row",
+        "`--resume`",
+        "not sent: {reason}")
+
+    def message(self, **params: object) -> str:
+        """This code's message with the row's particulars filled into its template."""
+        return self.template.format(**params)
+
+    def params(self) -> frozenset[str]:
+        """The names its template expects."""
+        return frozenset(name for _, name, _, _ in string.Formatter().parse(self.template)
+                         if name)
+
+    def problem(self, field: str | None = None, earlier: int = 0,
+                **params: object) -> "RowProblem":
+        """A row problem of this kind; ``params`` fill the message template."""
+        return RowProblem(self, self.message(**params), field, earlier)
+
+
+_BY_TEXT: dict[str, Code] = {code.value: code for code in Code}
 
 
 def code_of(text: str) -> Code | str:
     """A code read back from a file; one from a newer version stays as text."""
-    try:
-        return Code(text)
-    except ValueError:
-        return text
+    return _BY_TEXT.get(text, text)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,11 +50,8 @@ class Validator:
         present = [batch.values[name] for name in self.required_any if name in batch.values]
         for index, has_one in enumerate(map(any, zip(*present, strict=True))):
             if not has_one:
-                batch.problems.setdefault(index, RowProblem(
-                    Code.MISSING_IDENTITY,
-                    f"no value for any of {self._described(self.required_any)}; the API needs "
-                    "at least one of them",
-                ))
+                batch.problems.setdefault(index, Code.MISSING_IDENTITY.problem(
+                    fields=self._described(self.required_any)))
 
     def _check_email(self, batch: MappedBatch) -> None:
         emails = batch.values.get("email")
@@ -62,8 +59,7 @@ class Validator:
             return
         for index, email in enumerate(emails):
             if email is not None and not (len(email) <= 254 and EMAIL.match(email)):
-                batch.problems.setdefault(index, RowProblem(
-                    Code.INVALID_EMAIL, f"email {email!r} is not an email address", "email"))
+                batch.problems.setdefault(index, Code.INVALID_EMAIL.problem("email", email=email))
 
     def _check_duplicates(self, batch: MappedBatch) -> None:
         """Only rows whose key repeats (earlier in the file or in this batch) are walked one by
@@ -129,8 +125,7 @@ def _repeat(keys: list[_KeyColumn], index: int, row: int) -> RowProblem | None:
     for key, fingerprint in prints:
         first = int(key.earlier[index]) or key.walked.get(fingerprint)
         if first:
-            return RowProblem(Code.DUPLICATE_IN_FILE, f"same {key.name} as row {first}",
-                              key.name, first)
+            return Code.DUPLICATE_IN_FILE.problem(key.name, first, key=key.name, first=first)
     for key, fingerprint in prints:
         key.walked[fingerprint] = row
     return None

@@ -62,13 +62,12 @@ class Plan:
         if keyed:
             return None
         if earlier is not None and _created(earlier):
-            return Outcome(row, Status.DUPLICATE, earlier.id, None, Code.CREATED_BY_EARLIER_RUN,
-                           f"created by an earlier run of this import (id {earlier.id}); "
-                           "not sent again")
+            return Outcome.problem(row, Code.CREATED_BY_EARLIER_RUN, record_id=earlier.id,
+                                   record=earlier.id)
         if self.maybe_sent(row) and not self.retry_unknown:
-            return Outcome(row, Status.FAILED, "", None, Code.OUTCOME_UNKNOWN,
-                           "outcome unknown: an earlier run sent this row but recorded no "
-                           "answer; check the CRM, then use --retry-unknown to send it again")
+            return Outcome.problem(row, Code.OUTCOME_UNKNOWN, reason=(
+                "an earlier run sent this row but recorded no answer; check the CRM, then use "
+                "--retry-unknown to send it again"))
         return None
 
 

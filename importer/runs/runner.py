@@ -355,7 +355,7 @@ class _Run:
                 break
             if index not in problems:
                 self.summary.previews.append({"row": row, "body": {"fields": mapped.fields(index)}})
-        return [Outcome(row, Status.READY, "", None, "", "", identity) if index not in problems
+        return [Outcome.ready(row, identity) if index not in problems
                 else Outcome.from_problem(row, problems[index], identity)
                 for index, (row, identity) in enumerate(zip(mapped.rows, identities,
                                                             strict=True))]

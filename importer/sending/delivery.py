@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from urllib3.exceptions import InvalidHeader
 from urllib3.util import Retry
 
-from importer.rows.outcomes import Outcome, Status
+from importer.rows.outcomes import Outcome
 from importer.rows.problems import Code
 from importer.sending.client import Attempt, Kind, RecordsClient
 from importer.sending.throttle import Throttle
@@ -104,8 +104,8 @@ class Delivery:
                 maybe_sent: bool) -> Delivered | None:
         """A final answer for this row, or None to try again."""
         if attempt.kind == Kind.FATAL:
-            return Delivered(Outcome(row, Status.FAILED, code=Code.NETWORK_ERROR,
-                                     error=attempt.message), stop_reason=attempt.message)
+            return Delivered(Outcome.problem(row, Code.NETWORK_ERROR, reason=attempt.message),
+                             stop_reason=attempt.message)
         if attempt.kind != Kind.NOT_SENT:
             with self._lock:
                 self._unreachable = 0
@@ -122,38 +122,35 @@ class Delivery:
         if status == 409:
             self.throttle.accepted()
             if maybe_sent:
-                return Delivered(Outcome(
-                    row, Status.DUPLICATE, attempt.record_id, status,
-                    Code.CREATED_BY_EARLIER_ATTEMPT,
-                    "already exists: an earlier attempt probably created it (its answer was "
-                    "lost); check it once"))
-            return Delivered(Outcome(row, Status.DUPLICATE, attempt.record_id, status,
-                                     Code.ALREADY_EXISTS, attempt.message or "already exists"))
+                return Delivered(Outcome.problem(row, Code.CREATED_BY_EARLIER_ATTEMPT,
+                                                 record_id=attempt.record_id, http_status=status))
+            return Delivered(Outcome.problem(row, Code.ALREADY_EXISTS, record_id=attempt.record_id,
+                                             http_status=status,
+                                             reason=attempt.message or "already exists"))
         if status in (401, 403):
-            return Delivered(Outcome(row, Status.FAILED, "", status, Code.AUTH_FAILED,
-                                     _stop_reason(attempt)), stop_reason=_stop_reason(attempt))
+            return _stopping(row, Code.AUTH_FAILED, attempt)
         if status in WRONG_ENDPOINT_STATUSES or 300 <= status < 400:
-            return Delivered(Outcome(row, Status.FAILED, "", status, Code.WRONG_ENDPOINT,
-                                     _stop_reason(attempt)), stop_reason=_stop_reason(attempt))
+            return _stopping(row, Code.WRONG_ENDPOINT, attempt)
         if status in RETRY_STATUSES:
             if status == 429:
                 self.throttle.throttled()
             return None
         if 400 <= status < 500:
-            return Delivered(Outcome(row, Status.REJECTED, "", status, Code.SERVER_REJECTED,
-                                     attempt.message or f"rejected with HTTP {status}"))
-        return Delivered(Outcome(row, Status.FAILED, "", status, Code.SERVER_ERROR,
-                                 attempt.message or f"unexpected HTTP {status}"))
+            reason = attempt.message or f"rejected with HTTP {status}"
+            return Delivered(Outcome.problem(row, Code.SERVER_REJECTED, http_status=status,
+                                             reason=reason))
+        return Delivered(Outcome.problem(row, Code.SERVER_ERROR, http_status=status,
+                                         reason=attempt.message or f"unexpected HTTP {status}"))
 
     def _success(self, row: int, attempt: Attempt) -> Delivered:
         """201 with the new record's id; a 2xx without an id is not this API."""
         self.throttle.accepted()
         if attempt.record_id:
-            return Delivered(Outcome(row, Status.CREATED, attempt.record_id, attempt.status))
+            return Delivered(Outcome.created(row, attempt.record_id, attempt.status))
         reason = (f"the API answered HTTP {attempt.status} without a record id, so it is "
                   "probably not the contacts API; check --api-url")
-        return Delivered(Outcome(row, Status.FAILED, "", attempt.status, Code.OUTCOME_UNKNOWN,
-                                 f"outcome unknown: {reason}"), stop_reason=reason)
+        return Delivered(Outcome.problem(row, Code.OUTCOME_UNKNOWN, http_status=attempt.status,
+                                         reason=reason), stop_reason=reason)
 
     def _gave_up_for_good(self, row: int, attempt: Attempt, keyed: bool,
                           maybe_sent: bool) -> Delivered:
@@ -185,37 +182,42 @@ class Delivery:
         return asked + random.uniform(0, 0.1)
 
     def _unknown(self, row: int, attempt: Attempt) -> Outcome:
-        return Outcome(row, Status.FAILED, "", None, Code.OUTCOME_UNKNOWN,
-                       f"outcome unknown: check before re-sending ({attempt.message}; the row has "
-                       "no email, external_id or website_url for the API to recognise a repeat)")
+        return Outcome.problem(row, Code.OUTCOME_UNKNOWN, reason=(
+            f"check before re-sending ({attempt.message}; the row has no email, external_id or "
+            "website_url for the API to recognise a repeat)"))
 
     def _gave_up(self, row: int, attempt: Attempt, keyed: bool, maybe_sent: bool,
                  stopped: bool = False) -> Outcome:
         tail = "; the run was stopped before the next retry" if stopped else (
             f" (after {self.policy.max_retries} retries)")
         if maybe_sent and keyed:
-            return Outcome(row, Status.FAILED, "", attempt.status, Code.OUTCOME_UNKNOWN,
-                           f"outcome unknown: {attempt.message}{tail}; safe to re-send (the API "
-                           "recognises this row's key)")
+            return Outcome.problem(row, Code.OUTCOME_UNKNOWN, http_status=attempt.status, reason=(
+                f"{attempt.message}{tail}; safe to re-send (the API recognises this row's key)"))
         code = {429: Code.RATE_LIMITED}.get(attempt.status or 0, Code.SERVER_ERROR)
         if attempt.status is None:
             code = Code.NETWORK_ERROR
         message = attempt.message or f"HTTP {attempt.status}"
-        return Outcome(row, Status.FAILED, "", attempt.status, code, f"{message}{tail}")
+        return Outcome.problem(row, code, http_status=attempt.status, reason=f"{message}{tail}")
 
     def stopped(self, row: int, keyed: bool, maybe_sent: bool) -> Outcome:
         """The outcome of a row the run stopped before (re)sending."""
         if maybe_sent:
             advice = "safe to re-send" if keyed else "check before re-sending"
-            return Outcome(row, Status.FAILED, "", None, Code.OUTCOME_UNKNOWN,
-                           f"outcome unknown: an earlier attempt may have created it; {advice}")
-        return Outcome(row, Status.SKIPPED, code=Code.NOT_SENT,
-                       error="not sent: the run was stopped")
+            return Outcome.problem(row, Code.OUTCOME_UNKNOWN,
+                                   reason=f"an earlier attempt may have created it; {advice}")
+        return Outcome.problem(row, Code.NOT_SENT, reason="the run was stopped")
 
 
 def _ambiguous(attempt: Attempt) -> bool:
     """The request may have been processed although no definite answer came back."""
     return attempt.kind == Kind.AMBIGUOUS or attempt.status in GATEWAY_STATUSES
+
+
+def _stopping(row: int, code: Code, attempt: Attempt) -> Delivered:
+    """A failure that stops the whole run (refused token, wrong URL)."""
+    reason = _stop_reason(attempt)
+    return Delivered(Outcome.problem(row, code, http_status=attempt.status, reason=reason),
+                     stop_reason=reason)
 
 
 def _stop_reason(attempt: Attempt) -> str:

@@ -118,8 +118,8 @@ class Workers:
     def _duplicate_of(follower: RowTask, leader: int) -> Outcome:
         problem = follower.repeats
         assert problem is not None
-        return Outcome.from_problem(follower.row, replace(
-            problem, earlier=leader, message=f"same {problem.field} as row {leader}"), ())
+        repeat = problem.code.problem(problem.field, leader, key=problem.field, first=leader)
+        return Outcome.from_problem(follower.row, repeat, ())
 
     def _deliver(self, job: RowTask) -> Outcome:
         """The job's outcome, recorded; nothing that goes wrong escapes this thread."""
