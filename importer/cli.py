@@ -11,7 +11,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -42,7 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.command(args)
+        command: Callable[[argparse.Namespace], int] = args.command
+        return command(args)
     except ImporterError as exc:
         _error(str(exc))
         return EXIT_USAGE
@@ -68,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run_parser(commands: argparse._SubParsersAction) -> None:
+def _run_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     run = commands.add_parser(
         "run", help="import a CSV/TSV/XLSX/XLS/ODS export",
         description="Map, validate and send every row of INPUT to POST /contacts, then write "
@@ -141,7 +142,7 @@ def _read_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CSV delimiter: , ; tab |")
 
 
-def _init_parser(commands: argparse._SubParsersAction) -> None:
+def _init_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     init = commands.add_parser(
         "init", help="print a starting mapping for an export",
         description="Read INPUT's headers, match them to the API's fields (external_id, "
@@ -156,7 +157,7 @@ def _init_parser(commands: argparse._SubParsersAction) -> None:
                       help="the account's custom field names, also matched against headers")
 
 
-def _check_parser(commands: argparse._SubParsersAction) -> None:
+def _check_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     check = commands.add_parser(
         "check-mapping", help="validate a mapping (against an export's headers when given)",
         description="Validate MAPPING as `run` would, without sending anything; with INPUT, "
@@ -168,7 +169,7 @@ def _check_parser(commands: argparse._SubParsersAction) -> None:
     _read_arguments(check)
 
 
-def _sandbox_parser(commands: argparse._SubParsersAction) -> None:
+def _sandbox_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     sandbox = commands.add_parser(
         "sandbox", help="serve the local sandbox API",
         description="Serve the documented contacts API locally (SQLite), for trying the "

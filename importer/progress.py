@@ -5,7 +5,7 @@ display falls back to one line every ``LOG_EVERY`` seconds.
 """
 
 import time
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from tqdm import tqdm
 
@@ -26,7 +26,7 @@ class ProgressDisplay:
         self.stream = stream
         self.quiet = quiet
         self.terminal = stream.isatty()
-        self.bar: tqdm | None = None
+        self.bar: tqdm[NoReturn] | None = None
         self.last_log = time.monotonic()
 
     def __call__(self, progress: Progress) -> None:

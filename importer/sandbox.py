@@ -92,6 +92,11 @@ class Store:
             rows = self._db.execute("SELECT record FROM contacts ORDER BY rowid").fetchall()
         return [json.loads(r[0]) for r in rows]
 
+    def forget_all(self) -> None:
+        """Delete every record, as if the CRM lost them (tests of what resume trusts)."""
+        with self._lock:
+            self._db.execute("DELETE FROM contacts")
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -284,7 +289,7 @@ class Sandbox:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host.decode() if isinstance(host, bytes) else host}:{port}"
 
     @property
     def stats(self) -> dict[int, int]:

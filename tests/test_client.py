@@ -96,4 +96,4 @@ def test_loopback_http_and_any_https_are_allowed(url: str) -> None:
 def test_the_token_is_not_in_reprs() -> None:
     target = Target(URL, TOKEN)
     client = RecordsClient(target, build_session(URL, 1), Timeouts())
-    assert TOKEN not in repr(target) + repr(client._auth)
+    assert TOKEN not in repr(target) + repr(client) + repr(vars(client))

@@ -6,20 +6,24 @@ import pytest
 
 from importer.rows.outcomes import Status
 from importer.rows.problems import Code
-from importer.sending.client import Attempt, Kind
+from importer.sending.client import Attempt, Kind, Sender
 from importer.sending.delivery import Delivery, RetryPolicy
 from importer.sending.throttle import Throttle
 
 
-class Scripted:
-    """A client that answers with the given attempts, in order, and counts requests."""
+class Scripted(Sender):
+    """A sender that answers with the given attempts, in order, and counts requests;
+    ``then_stop`` is set after each answer, as a Ctrl-C arriving while it was in flight."""
 
-    def __init__(self, *attempts: Attempt) -> None:
+    def __init__(self, *attempts: Attempt, then_stop: threading.Event | None = None) -> None:
         self.attempts = list(attempts)
         self.sent = 0
+        self.then_stop = then_stop
 
     def create(self, fields: dict[str, str]) -> Attempt:
         self.sent += 1
+        if self.then_stop is not None:
+            self.then_stop.set()
         return self.attempts.pop(0)
 
 
@@ -109,11 +113,13 @@ def test_429_slows_every_worker_and_is_retried() -> None:
 def test_only_a_long_retry_after_pauses_every_worker(retry_after: str | None,
                                                      pauses: list[float]) -> None:
     throttle = RecordingThrottle()
-    delivery = Delivery(Scripted(), RetryPolicy(), throttle, threading.Event())
-    delay = delivery._delay(answered(429, retry_after), 0)
+    stop = threading.Event()
+    delivery = Delivery(Scripted(answered(429, retry_after), then_stop=stop), RetryPolicy(),
+                        throttle, stop)
+    outcome = delivery.deliver(7, {}, keyed=True, maybe_sent=False, on_send=lambda: None).outcome
     assert throttle.pauses == pauses
-    if retry_after:
-        assert float(retry_after) <= delay <= float(retry_after) + 0.1
+    assert (outcome.code, outcome.http_status) == (Code.RATE_LIMITED, 429)
+    assert outcome.error.endswith("the run was stopped before the next retry")
 
 
 @pytest.mark.parametrize("gateway", [502, 504])

@@ -209,7 +209,7 @@ def test_unknown_keyless_rows_are_not_resent_until_asked(cli, sandbox, export,
     lines = journal.read_text(encoding="utf-8").splitlines()
     kept = [line for line in lines if not line.startswith(('{"row":2,', '{"row":3,', '{"end"'))]
     journal.write_text("\n".join(kept) + '\n{"send":2}\n{"row":3,"sta', encoding="utf-8")
-    sandbox.store._db.execute("DELETE FROM contacts")
+    sandbox.store.forget_all()
     again = cli(*base, "--resume")
     assert again.code == 1
     rows = read_results(tmp_path / "r.csv")

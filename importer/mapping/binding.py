@@ -29,8 +29,8 @@ class MappedBatch:
 
     def fields(self, index: int) -> dict[str, str]:
         """The request's ``fields`` for one row: fields without a value are left out."""
-        return {name: column[index] for name, column in self.values.items()
-                if column[index] is not None}
+        return {name: value for name, column in self.values.items()
+                if (value := column[index]) is not None}
 
 
 @dataclass(frozen=True)

@@ -278,6 +278,7 @@ class _Builder:
 
     def required_any(self, node: yaml.Node | None,
                      fields: tuple[FieldSpec, ...]) -> tuple[str, ...]:
+        names: tuple[str, ...]
         if node is None:
             names = DEFAULT_REQUIRED_ANY
         elif isinstance(node, yaml.SequenceNode) and node.value:
@@ -336,7 +337,7 @@ class _Builder:
     def text(self, node: yaml.Node, what: str) -> str:
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, f"{what} must be a single value, not a list or a block")
-        return node.value
+        return str(node.value)
 
     def plain(self, node: yaml.Node) -> Any:
         """A transform argument as plain text, lists and dicts (nothing else can appear)."""

@@ -12,7 +12,7 @@ from typing import Any
 
 Transform = Callable[[str], str | None]
 
-SIMPLE = {
+SIMPLE: dict[str, Transform] = {
     "trim": str.strip,
     "lower": str.lower,
     "upper": str.upper,

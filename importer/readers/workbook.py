@@ -8,7 +8,7 @@ its prolog parsed with defusedxml, so zip bombs and entity bombs are refused, no
 
 import datetime as dt
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import IO
@@ -140,7 +140,7 @@ class _Details:
         for (row, column), text in details.errors.items():
             self.rows.setdefault(row, []).append((column, "error", text))
 
-    def apply(self, cells: list[str], values: list[object], row: int, offset: int,
+    def apply(self, cells: list[str], values: Sequence[object], row: int, offset: int,
               chunk: RawChunk, index: int) -> None:
         for column, kind, detail in self.rows.get(row, ()):
             local = column - offset
@@ -174,7 +174,7 @@ def _chunks(path: Path, data: python_calamine.CalamineSheet,
         first_row += len(block)
 
 
-def _row_text(values: list[object], index: int, offset: int, first_row: int,
+def _row_text(values: Sequence[object], index: int, offset: int, first_row: int,
               chunk: RawChunk) -> list[str]:
     cells = [v if type(v) is str else cell_text(v) for v in values]
     for col, value in enumerate(values):
@@ -185,7 +185,7 @@ def _row_text(values: list[object], index: int, offset: int, first_row: int,
     return cells
 
 
-def _pad(cells: list[str], values: list[object], column: int, pattern: str) -> None:
+def _pad(cells: list[str], values: Sequence[object], column: int, pattern: str) -> None:
     value = values[column]
     if isinstance(value, int | float) and not isinstance(value, bool):
         cells[column] = render(value, pattern) or cells[column]

@@ -52,7 +52,7 @@ def results_format(path: Path) -> str:
     return suffix
 
 
-def cells(outcome: Outcome) -> list[object]:
+def cells(outcome: Outcome) -> list[str | int]:
     http = outcome.http_status if outcome.http_status is not None else ""
     return [outcome.row, str(outcome.status), outcome.id, http, outcome.error,
             str(outcome.code), *outcome.identity]
@@ -101,7 +101,8 @@ def _read_rows(path: Path) -> list[dict[str, object]]:
 
         book = load_workbook(path, read_only=True)
         values = list(book["Results"].iter_rows(values_only=True))
-        return [dict(zip(values[0], row, strict=False)) for row in values[1:]]
+        header = [str(name) for name in values[0]]
+        return [dict(zip(header, row, strict=False)) for row in values[1:]]
     text = path.read_text(encoding="utf-8-sig")
     if not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.styles import Font, PatternFill
 
 from importer.rows.outcomes import Outcome, Status
@@ -24,7 +24,7 @@ class XlsxResults:
     """
 
     def __init__(self, path: Path, columns: tuple[str, ...],
-                 cells: Callable[[Outcome], list[object]], colours: dict[Status, str]) -> None:
+                 cells: Callable[[Outcome], list[str | int]], colours: dict[Status, str]) -> None:
         self.path = path
         self.cells = cells
         self.temporary = path.with_name(f".{path.name}.partial")
@@ -39,7 +39,7 @@ class XlsxResults:
         self.rows = 1
         self.fills = {s: PatternFill("solid", fgColor=c) for s, c in colours.items()}
 
-    def _cell(self, value: object, **style: object) -> WriteOnlyCell:
+    def _cell(self, value: str | float | None, **style: object) -> Cell:
         if isinstance(value, str):
             value = ILLEGAL_CHARACTERS_RE.sub(_escaped, value)
         cell = WriteOnlyCell(self.sheet, value=value)

@@ -10,6 +10,7 @@ import ipaddress
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -95,6 +96,16 @@ class Attempt:
     retry_after: str | None = None
 
 
+class Sender(Protocol):
+    """What delivery needs from a client: one create request, classified.
+
+    ``RecordsClient`` is the real one; tests script answers through this seam instead of
+    patching HTTP, and ``create`` must not raise for anything the network or server does.
+    """
+
+    def create(self, fields: dict[str, str]) -> Attempt: ...
+
+
 @dataclass(frozen=True)
 class Timeouts:
     """Seconds: to connect, between bytes of the answer, and for the whole request."""
@@ -133,9 +144,6 @@ class RecordsClient:
         self._template = session.prepare_request(requests.Request(
             "POST", target.endpoint, data=b"", auth=self._auth,
             headers={"Content-Type": "application/json; charset=utf-8"}))
-        self._send_options = {"stream": True, "verify": session.verify, "cert": session.cert,
-                              "proxies": session.proxies,
-                              "timeout": (timeouts.connect, timeouts.read)}
 
     def create(self, fields: dict[str, str]) -> Attempt:
         with self.deadlines.watch(self.timeouts.total) as watch:
@@ -161,8 +169,11 @@ class RecordsClient:
         request = self._template.copy()
         request.body = json.dumps({"fields": fields}, ensure_ascii=False).encode("utf-8")
         request.headers["Content-Length"] = str(len(request.body))
-        adapter = self.session.get_adapter(request.url)
-        return adapter.send(request, **self._send_options)
+        session = self.session
+        adapter = session.get_adapter(request.url or self.target.endpoint)
+        return adapter.send(request, stream=True, cert=session.cert, proxies=session.proxies,
+                            verify=True if session.verify is None else session.verify,
+                            timeout=(self.timeouts.connect, self.timeouts.read))
 
     def _answer(self, response: requests.Response, content: bytes) -> Attempt:
         data = _json(content)

@@ -33,7 +33,7 @@ class Watch:
     deadline: float
     done: bool = False
     expired: bool = False
-    conn: object = field(default=None, repr=False)
+    conn: "_Watched | None" = field(default=None, repr=False)
 
 
 class Deadlines:
@@ -67,10 +67,10 @@ class Deadlines:
             with self._cond:
                 entry.done = True
 
-    def attach(self, entry: Watch, conn: object) -> None:
+    def attach(self, entry: Watch, conn: "_Watched") -> None:
         with self._cond:
             entry.conn = conn
-            conn._routera_watch = entry
+            conn.routera_watch = entry
 
     def expire_all(self) -> None:
         """Cut every request of this run in flight now (a second Ctrl-C)."""
@@ -102,7 +102,7 @@ class Deadlines:
     def _expire(entry: Watch) -> None:
         entry.expired = True
         conn = entry.conn
-        if conn is not None and getattr(conn, "_routera_watch", None) is entry:
+        if conn is not None and conn.routera_watch is entry:
             sock = getattr(conn, "sock", None)
             if sock is not None:
                 with contextlib.suppress(OSError):
@@ -113,7 +113,13 @@ _CURRENT = threading.local()
 """The (deadlines, watch) of the request this thread is making, for its connection to join."""
 
 
-def _attach(conn: object) -> None:
+class _Watched:
+    """A connection that knows the deadline of the request it is serving."""
+
+    routera_watch: Watch | None = None
+
+
+def _attach(conn: _Watched) -> None:
     """Called by a connection as it starts a request, so the deadline knows its socket."""
     current = getattr(_CURRENT, "watch", None)
     if current is not None:
@@ -121,13 +127,13 @@ def _attach(conn: object) -> None:
         owner.attach(entry, conn)
 
 
-class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+class _WatchedHTTPConnection(_Watched, urllib3.connection.HTTPConnection):
     def request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         _attach(self)
         return super().request(*args, **kwargs)
 
 
-class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+class _WatchedHTTPSConnection(_Watched, urllib3.connection.HTTPSConnection):
     def request(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         _attach(self)
         return super().request(*args, **kwargs)

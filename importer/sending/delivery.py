@@ -18,7 +18,7 @@ from urllib3.util import Retry
 
 from importer.rows.outcomes import Outcome
 from importer.rows.problems import Code
-from importer.sending.client import Attempt, Kind, RecordsClient
+from importer.sending.client import Attempt, Kind, Sender
 from importer.sending.throttle import Throttle
 
 RETRY_STATUSES = frozenset({408, 429, 500, 503})
@@ -64,7 +64,7 @@ class Delivered:
 class Delivery:
     """Delivers rows for all workers; shares the client, the throttle and the stop flag."""
 
-    def __init__(self, client: RecordsClient, policy: RetryPolicy, throttle: Throttle,
+    def __init__(self, client: Sender, policy: RetryPolicy, throttle: Throttle,
                  stop: threading.Event) -> None:
         self.client = client
         self.policy = policy

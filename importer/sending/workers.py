@@ -8,8 +8,9 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
 
-from importer.results.writer import ResultsWriter
 from importer.rows.outcomes import Outcome
 from importer.rows.problems import RowProblem
 from importer.runs.journal import Journal, JournalError
@@ -30,6 +31,17 @@ class RowTask:
     repeats: RowProblem | None = None
 
 
+class OutcomeSink(Protocol):
+    """Where workers put each row's outcome: ``ResultsWriter`` in a run, a list in a test.
+
+    ``add`` is called from any worker thread, in any order; ``path`` names it in errors.
+    """
+
+    path: Path
+
+    def add(self, outcomes: list[tuple[int, Outcome]]) -> None: ...
+
+
 class Workers:
     """``concurrency`` threads delivering jobs; each outcome is journaled, then written.
 
@@ -38,7 +50,7 @@ class Workers:
     stops the run.
     """
 
-    def __init__(self, delivery: Delivery, journal: Journal, writer: ResultsWriter,
+    def __init__(self, delivery: Delivery, journal: Journal, writer: OutcomeSink,
                  concurrency: int, stop: threading.Event,
                  on_stop: Callable[[str], None]) -> None:
         self.delivery = delivery
@@ -149,7 +161,7 @@ class Workers:
         try:
             self.journal.outcome(outcome)
         except Exception as exc:
-            self.on_stop(exc.strerror if isinstance(exc, JournalError) else
+            self.on_stop(str(exc.strerror) if isinstance(exc, JournalError) else
                          f"cannot write the journal {self.journal.path} ({exc})")
         try:
             self.writer.add([(job.seq, outcome)])
