@@ -44,6 +44,7 @@ class ReadStats:
 
     rows_above_header: int = 0
     empty_rows: int = 0
+    not_contacts: int = 0
 
 
 def column_letter(index: int) -> str:
@@ -145,6 +146,15 @@ class Table:
         self.headers = self._headers_at(number)
         self.header_row = number
 
+    def notes(self) -> list[str]:
+        """What the summary must say about rows the reader found unusual."""
+        count = self.stats.not_contacts
+        if not count:
+            return []
+        return [f"{count} row{'s' if count > 1 else ''} of the file "
+                f"{'are' if count > 1 else 'is'} not contacts (a repeated header, a section "
+                "title, a total line or a footer): not sent, see not-a-contact in the results"]
+
     @property
     def estimated_rows(self) -> int | None:
         """Roughly how many rows lie below the header (for progress bars only)."""
@@ -156,7 +166,12 @@ class Table:
         return column_letter(index + self.column_offset)
 
     def batches(self) -> Iterator[SourceBatch]:
-        """Data rows below the header; call once."""
+        """Data rows below the header, with the rows that are not contacts marked; call once."""
+        from importer.readers.layout import Layout  # here: layout.py builds on this module
+
+        return Layout(self.headers, self.stats).mark(self._data_batches())
+
+    def _data_batches(self) -> Iterator[SourceBatch]:
         for number, cells in self._head_rows():
             if number >= self.header_row:
                 break

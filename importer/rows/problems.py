@@ -63,6 +63,12 @@ class Code(StrEnum):
         "an XLSX cell shows a formula error (`#N/A`, `#DIV/0!`)",
         "fix the formula or clear the cell",
         "cell {cell} shows {error}, a formula error; fix the formula or clear the cell")
+    NOT_A_CONTACT = (
+        "not-a-contact", Status.INVALID, "Not a contact",
+        "the row is a repeated header, a section title, a total/count line or a footer (see "
+        "[Reading exports](#reading-exports))",
+        "nothing; if it is a real contact, fill in a second cell or move it above the empty row",
+        "row {row_number} {looks_like}, not a contact, so it was not sent")
     INVALID_VALUE = (
         "invalid-value", Status.INVALID, "Invalid value",
         "a transform could not read the value (a date in another format, a value missing from "

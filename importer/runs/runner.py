@@ -414,6 +414,7 @@ class _Run:
             "interrupted (Ctrl-C or SIGTERM) before every row was sent" if interrupted else "")
         summary.empty_rows = self.table.stats.empty_rows
         summary.rows_above_header = self.table.stats.rows_above_header
+        summary.notes += self.table.notes()
         if summary.rows == 0:
             summary.notes.append("no data rows below the header: nothing to do")
         self.writer.close(_summary_sheet(summary, self.mapping))
