@@ -29,25 +29,48 @@ SHOWN_CHARS = 60
 
 
 class Layout:
-    """Marks the rows of each batch that are not contacts; holds back two batches so that a
-    title and its header, or a footer, can span the boundary between batches."""
+    """Marks the rows of each batch that are not contacts.
+
+    Rows still stream: only a batch's trailing one-cell rows (a possible title or footer) are
+    carried over to the next batch, so a title and its header, or a footer, may span the
+    boundary between batches; every other row is passed on as soon as its batch is read.
+    """
 
     def __init__(self, headers: list[str], stats: ReadStats) -> None:
         self.keys = [h.casefold() for h in headers]
         self.first = next((i for i, k in enumerate(self.keys) if k), 0)
         self.named = sum(1 for k in self.keys if k)
         self.stats = stats
+        self.before: tuple[int, int] | None = None
 
     def mark(self, batches: Iterator[SourceBatch]) -> Iterator[SourceBatch]:
-        held: list[SourceBatch] = []
+        """The batches, marked; the carried tail is checked for a footer at the end."""
+        carry: SourceBatch | None = None
         for batch in batches:
             self._mark_rows(batch)
-            held.append(batch)
-            self._mark_titles(held)
-            if len(held) > 2:
-                yield held.pop(0)
-        self._mark_footer(held)
-        yield from held
+            if carry is not None:
+                batch = _join(carry, batch)
+            self._mark_titles(batch)
+            head, carry = _split(batch, self._tail_start(batch))
+            if head.rows:
+                self.before = (head.rows[-1], _filled(head.cells[-1]))
+                yield head
+        if carry is not None and carry.rows:
+            self._mark_footer(carry)
+            yield carry
+
+    def _tail_start(self, batch: SourceBatch) -> int:
+        """Where the trailing one-cell rows begin; a run too long for a footer keeps only its
+        last row (it may still be a title)."""
+        end = len(batch.rows)
+        if self.named < 2:
+            return end
+        start = end
+        while start > 0 and _filled(batch.cells[start - 1]) == 1:
+            start -= 1
+            if end - start > MAX_FOOTER_ROWS:
+                return end - 1
+        return start
 
     def _mark_rows(self, batch: SourceBatch) -> None:
         first, key = self.first, self.keys[self.first]
@@ -71,44 +94,62 @@ class Layout:
             matched += 1
         return matched >= min(2, self.named)
 
-    def _mark_titles(self, held: list[SourceBatch]) -> None:
-        """A one-cell row right above a repeated header (looked up across held batches)."""
-        rows = [(b, i) for b in held for i in range(len(b.rows))]
-        for position in range(1, len(rows)):
-            batch, index = rows[position]
+    def _mark_titles(self, batch: SourceBatch) -> None:
+        """A one-cell row right above a repeated header."""
+        for index in range(1, len(batch.rows)):
             problem = batch.problems.get(index)
             if problem is None or "repeats the header" not in problem.message:
                 continue
-            above, above_index = rows[position - 1]
-            if above_index not in above.problems and _filled(above.cells[above_index]) == 1:
-                self._flag(above, above_index, f"holds only {_shown(above.cells[above_index])} "
-                           "above a repeated header row: a section title")
+            above = index - 1
+            if above not in batch.problems and _filled(batch.cells[above]) == 1:
+                self._flag(batch, above, f"holds only {_shown(batch.cells[above])} above a "
+                           "repeated header row: a section title")
 
-    def _mark_footer(self, held: list[SourceBatch]) -> None:
-        if self.named < 2:
+    def _mark_footer(self, tail: SourceBatch) -> None:
+        """The carried tail is a footer when it is set off from a row of two or more cells."""
+        if self.named < 2 or self.before is None or len(tail.rows) > MAX_FOOTER_ROWS:
             return
-        rows = [(b, i) for b in held for i in range(len(b.rows))]
-        start = len(rows)
-        while start > 0 and len(rows) - start < MAX_FOOTER_ROWS:
-            batch, index = rows[start - 1]
-            if _filled(batch.cells[index]) != 1:
-                break
-            start -= 1
-        if start == len(rows) or start == 0:
+        row_before, filled_before = self.before
+        if filled_before < 2 or tail.rows[0] - row_before < 2:
             return
-        (before, before_index), (first, first_index) = rows[start - 1], rows[start]
-        set_off = first.rows[first_index] - before.rows[before_index] > 1
-        if not set_off or _filled(before.cells[before_index]) < 2:
-            return
-        for batch, index in rows[start:]:
-            if index not in batch.problems:
-                self._flag(batch, index, f"holds only {_shown(batch.cells[index])} in a block "
-                           "after the data, set off by an empty row: a footer")
+        for index, cells in enumerate(tail.cells):
+            if index not in tail.problems:
+                self._flag(tail, index, f"holds only {_shown(cells)} in a block after the "
+                           "data, set off by an empty row: a footer")
 
     def _flag(self, batch: SourceBatch, index: int, what: str) -> None:
         self.stats.not_contacts += 1
         batch.problems[index] = Code.NOT_A_CONTACT.problem(row_number=batch.rows[index],
                                                            looks_like=what)
+
+
+def _split(batch: SourceBatch, at: int) -> tuple[SourceBatch, SourceBatch | None]:
+    """The rows before ``at``, and the rest (None when there is no rest)."""
+    if at >= len(batch.rows):
+        return batch, None
+    head = SourceBatch(batch.rows[:at], batch.cells[:at])
+    tail = SourceBatch(batch.rows[at:], batch.cells[at:])
+    for index, problem in batch.problems.items():
+        if index < at:
+            head.problems[index] = problem
+        else:
+            tail.problems[index - at] = problem
+    for (index, column), problem in batch.cell_problems.items():
+        if index < at:
+            head.cell_problems[(index, column)] = problem
+        else:
+            tail.cell_problems[(index - at, column)] = problem
+    return head, tail
+
+
+def _join(first: SourceBatch, second: SourceBatch) -> SourceBatch:
+    shift = len(first.rows)
+    joined = SourceBatch(first.rows + second.rows, first.cells + second.cells,
+                         dict(first.problems), dict(first.cell_problems))
+    joined.problems.update({index + shift: p for index, p in second.problems.items()})
+    joined.cell_problems.update({(index + shift, column): p
+                                 for (index, column), p in second.cell_problems.items()})
+    return joined
 
 
 def _looks_like_total(cells: list[str]) -> bool:
