@@ -49,7 +49,7 @@ class Layout:
         for batch in batches:
             self._mark_rows(batch)
             if carry is not None:
-                batch = _join(carry, batch)
+                batch = join(carry, batch)
             self._mark_titles(batch)
             head, carry = _split(batch, self._tail_start(batch))
             if head.rows:
@@ -142,7 +142,8 @@ def _split(batch: SourceBatch, at: int) -> tuple[SourceBatch, SourceBatch | None
     return head, tail
 
 
-def _join(first: SourceBatch, second: SourceBatch) -> SourceBatch:
+def join(first: SourceBatch, second: SourceBatch) -> SourceBatch:
+    """One batch of the rows of both, in order (also for callers that want a whole table)."""
     shift = len(first.rows)
     joined = SourceBatch(first.rows + second.rows, first.cells + second.cells,
                          dict(first.problems), dict(first.cell_problems))
