@@ -93,11 +93,11 @@ def test_400_is_rejected_without_retry() -> None:
 
 
 def test_retries_run_out() -> None:
-    client = Scripted(*[answered(500)] * 4)
+    client = Scripted(*[answered(503)] * 4)
     outcome = deliver(client, retries=3).outcome
     assert (outcome.status, outcome.code, outcome.http_status) == (
-        Status.FAILED, Code.SERVER_ERROR, 500)
-    assert outcome.error == "HTTP 500 message (after 3 retries)"
+        Status.FAILED, Code.SERVER_ERROR, 503)
+    assert outcome.error == "HTTP 503 message (after 3 retries)"
     assert client.sent == 4
 
 
@@ -131,9 +131,9 @@ def test_a_gateway_error_is_ambiguous(gateway: int) -> None:
     assert (keyed.status, keyed.code) == (Status.DUPLICATE, Code.CREATED_BY_EARLIER_ATTEMPT)
 
 
-def test_a_keyless_row_is_retried_after_500_and_503() -> None:
-    client = Scripted(answered(500), answered(503), answered(201, record_id="c-2"))
-    assert deliver(client, keyed=False).outcome.id == "c-2"
+def test_a_keyless_row_is_retried_after_refusals_408_429_503() -> None:
+    client = Scripted(answered(408), answered(429), answered(503), answered(201, record_id="c-2"))
+    assert deliver(client, keyed=False, retries=5).outcome.id == "c-2"
 
 
 @pytest.mark.parametrize(("attempt", "reason"), [

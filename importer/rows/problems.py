@@ -103,7 +103,7 @@ class Code(StrEnum):
         "{reason}")
     SERVER_ERROR = (
         "server-error", Status.FAILED, "Server error",
-        "5xx after all retries",
+        "still refused (408, 503, a 409 that is not a duplicate) after all retries",
         "rerun with `--resume` later",
         "{reason}")
     RATE_LIMITED = (

@@ -94,6 +94,8 @@ class Attempt:
     record_id: str = ""
     message: str = ""
     retry_after: str | None = None
+    reached: bool = False
+    """For a fatal failure: the request may have reached the server before it broke."""
 
 
 class Sender(Protocol):
@@ -150,14 +152,29 @@ class RecordsClient:
             try:
                 response = self._post(fields)
             except requests.RequestException as exc:
-                return self._failure(exc, watch.expired)
+                return self._failure(exc, watch.expired, reached=watch.conn is not None)
             try:
-                content = response.raw.read(MAX_BODY, decode_content=True) or b""
-            except (urllib3.exceptions.HTTPError, OSError):
-                content = b""
+                content = response.raw.read(MAX_BODY + 1, decode_content=True) or b""
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                return self._cut(response, "the answer was cut off" if not watch.expired else
+                                 f"no complete answer within {self.timeouts.total:g} s "
+                                 f"(deadline)", exc)
             finally:
                 response.close()
+        if len(content) > MAX_BODY:
+            return self._cut(response, f"the answer was larger than {MAX_BODY:,} bytes", None)
         return self._answer(response, content)
+
+    def _cut(self, response: requests.Response, what: str,
+             exc: BaseException | None) -> Attempt:
+        """The status arrived but not the whole body: a success whose record id we cannot
+        read may still have created the record, so it is ambiguous; any other status keeps
+        its meaning."""
+        status = response.status_code
+        detail = self.shorten(f"HTTP {status}, {what}" + (f": {_root(exc)}" if exc else ""))
+        if 200 <= status < 300:
+            return Attempt(Kind.AMBIGUOUS, status, "", detail)
+        return Attempt(Kind.ANSWERED, status, "", detail, response.headers.get("Retry-After"))
 
     def _post(self, fields: dict[str, str]) -> requests.Response:
         """Send through the session's adapter with a request prepared once.
@@ -177,6 +194,9 @@ class RecordsClient:
 
     def _answer(self, response: requests.Response, content: bytes) -> Attempt:
         data = _json(content)
+        if data is None and 200 <= response.status_code < 300 and _says_json(response):
+            return Attempt(Kind.AMBIGUOUS, response.status_code, "", self.shorten(
+                f"HTTP {response.status_code} with a damaged JSON body: {content[:80]!r}"))
         record_id = ""
         if isinstance(data, dict) and data.get("id") is not None:
             record_id = str(data["id"])
@@ -202,11 +222,18 @@ class RecordsClient:
         text = " ".join(self.target.redact(text).split())
         return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
-    def _failure(self, exc: requests.RequestException, expired: bool) -> Attempt:
+    def _failure(self, exc: requests.RequestException, expired: bool, reached: bool) -> Attempt:
         """What the exception says about the server; a connection never made stays "not
-        sent" even when the deadline (or a second Ctrl-C) cut it."""
+        sent" even when the deadline (or a second Ctrl-C) cut it.
+
+        ``reached``: the connection had started sending the request (TLS is set up before
+        that), so a TLS failure from then on may come after the server did the work.
+        """
         if isinstance(exc, requests.exceptions.SSLError):
-            return Attempt(Kind.FATAL, message=self.shorten(f"TLS failed: {_root(exc)}"))
+            reached = reached and not _before_sending(exc)
+            when = "after the request was sent" if reached else "while connecting"
+            return Attempt(Kind.FATAL, message=self.shorten(f"TLS failed {when}: {_root(exc)}"),
+                           reached=reached)
         if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ProxyError) \
                 or (isinstance(exc, requests.exceptions.ConnectionError) and _before_sending(exc)):
             return Attempt(Kind.NOT_SENT, message=self.shorten(f"could not connect: {_root(exc)}"))
@@ -248,6 +275,10 @@ def _root(exc: BaseException) -> str:
             break
         seen = inner
     return str(seen)
+
+
+def _says_json(response: requests.Response) -> bool:
+    return "json" in response.headers.get("Content-Type", "").lower()
 
 
 def _json(content: bytes) -> object:

@@ -1,14 +1,25 @@
-"""Sending one row until it has an outcome: retries, backoff, and the ambiguity rules.
+"""Sending one row until it has an outcome: retries, backoff, and the ambiguity rule.
 
-The rule that keeps records from being created twice: after an attempt that may have reached
-the server (a read timeout, a connection dropped after sending, a gateway's 502 or 504), the row
-is only sent again if it carries a key the API deduplicates on, so a repeat is answered with 409
-rather than a second record. A row without such a key ends as ``outcome-unknown`` for a person
-to check. 408, 429, 500 and 503 are the API itself saying it did not do the work, so any row is
-retried after them.
+The rule that keeps records from being created twice. Once a request may have reached the
+server, every failure is **ambiguous** unless the answer proves that nothing was done:
+
+- proof that nothing was done (a *refusal*): 408, 429 and 503, a 409 that is not a duplicate
+  (a lock, a concurrent change), and the other 4xx the API uses to refuse a row (400, 422...);
+  and of course a connection that was never made;
+- everything else is ambiguous: 500, 502, 504 and every other 5xx (a 524 from a CDN), a TLS
+  error after connecting, a 2xx whose body was cut, late or too large, a dropped connection, a
+  read timeout, the overall deadline.
+
+After a refusal any row is retried. After an ambiguous failure a row with a key the API
+deduplicates on (email, external_id, website_url) is re-sent, and the 409 that follows settles
+it (``duplicate``, ``created-by-earlier-attempt``); a row without such a key is never re-sent:
+it ends ``failed`` with ``outcome-unknown``, and that mark survives every later run (see
+``runs.journal``). A row that *may* have been created earlier (in this run or an earlier one)
+never ends with a plain failure code: it ends ``outcome-unknown``.
 """
 
 import random
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,12 +32,29 @@ from importer.rows.problems import Code
 from importer.sending.client import Attempt, Kind, Sender
 from importer.sending.throttle import Throttle
 
-RETRY_STATUSES = frozenset({408, 429, 500, 503})
-GATEWAY_STATUSES = frozenset({502, 504})
+REFUSAL_STATUSES = frozenset({408, 429, 503})
+"""The server says it did not do the work and asks to be tried again."""
+AUTH_STATUSES = frozenset({401, 403})
 WRONG_ENDPOINT_STATUSES = frozenset({404, 405})
 PAUSE_ALL_FROM = 2.0
 UNREACHABLE_ROWS = 10
 _RETRY_AFTER = Retry(respect_retry_after_header=True)
+_DUPLICATE_WORDS = re.compile(
+    r"duplicat|already|exist|unique|taken|in use|same |email|external_id|website_url", re.I)
+_NOT_A_DUPLICATE = re.compile(
+    r"retry|try again|lock|concurren|in progress|busy|temporar|version|modified|stale", re.I)
+
+
+def is_duplicate_answer(attempt: Attempt) -> bool:
+    """Whether a 409 says "a record with this key exists" rather than "try again".
+
+    The contract leaves a 409's body open. A body that names an id, a key or the words of a
+    duplicate is one; a body that talks about locks, retries or concurrent changes contradicts
+    it; an empty or unrecognised body is taken as the documented meaning, a duplicate.
+    """
+    if attempt.record_id or _DUPLICATE_WORDS.search(attempt.message):
+        return True
+    return not _NOT_A_DUPLICATE.search(attempt.message)
 
 
 @dataclass(frozen=True)
@@ -61,6 +89,18 @@ class Delivered:
     stop_reason: str = ""
 
 
+def is_ambiguous(attempt: Attempt) -> bool:
+    """The request may have been processed although no answer proves what happened."""
+    if attempt.kind == Kind.AMBIGUOUS:
+        return True
+    if attempt.kind == Kind.FATAL:
+        return attempt.reached
+    if attempt.kind != Kind.ANSWERED or attempt.status is None:
+        return False
+    status = attempt.status
+    return not 200 <= status < 500 and status not in REFUSAL_STATUSES
+
+
 class Delivery:
     """Delivers rows for all workers; shares the client, the throttle and the stop flag."""
 
@@ -78,7 +118,8 @@ class Delivery:
         """Send ``fields`` until the API gives a definite answer, or retries run out.
 
         ``maybe_sent`` says an earlier run may already have created this row; ``on_send`` is
-        called once, just before the first request leaves, so it can be journaled.
+        called once, just before the first request leaves, so it can be journaled (it raises
+        when it cannot be, and then nothing is sent).
         """
         retries = 0
         first = True
@@ -89,10 +130,10 @@ class Delivery:
                 on_send()
                 first = False
             attempt = self.client.create(fields)
+            maybe_sent = maybe_sent or is_ambiguous(attempt)
             decided = self._decide(row, attempt, keyed, maybe_sent)
             if decided is not None:
                 return decided
-            maybe_sent = maybe_sent or _ambiguous(attempt)
             if retries >= self.policy.max_retries:
                 return self._gave_up_for_good(row, attempt, keyed, maybe_sent)
             delay = self._delay(attempt, retries)
@@ -103,54 +144,61 @@ class Delivery:
     def _decide(self, row: int, attempt: Attempt, keyed: bool,
                 maybe_sent: bool) -> Delivered | None:
         """A final answer for this row, or None to try again."""
-        if attempt.kind == Kind.FATAL:
-            return Delivered(Outcome.problem(row, Code.NETWORK_ERROR, reason=attempt.message),
-                             stop_reason=attempt.message)
         if attempt.kind != Kind.NOT_SENT:
             with self._lock:
                 self._unreachable = 0
-        if _ambiguous(attempt):
+        if attempt.kind == Kind.FATAL:
+            return _stopping(row, Code.NETWORK_ERROR, attempt, keyed, maybe_sent)
+        if is_ambiguous(attempt):
             return None if keyed else Delivered(self._unknown(row, attempt))
         if attempt.kind == Kind.NOT_SENT:
             return None
-        return self._answered(row, attempt, maybe_sent)
+        return self._answered(row, attempt, keyed, maybe_sent)
 
-    def _answered(self, row: int, attempt: Attempt, maybe_sent: bool) -> Delivered | None:
+    def _answered(self, row: int, attempt: Attempt, keyed: bool,
+                  maybe_sent: bool) -> Delivered | None:
+        """An answer that is not ambiguous: a success, a duplicate, or a refusal."""
         status = attempt.status or 0
         if 200 <= status < 300:
-            return self._success(row, attempt)
+            return self._success(row, attempt, keyed, maybe_sent)
         if status == 409:
-            self.throttle.accepted()
-            if maybe_sent:
-                return Delivered(Outcome.problem(row, Code.CREATED_BY_EARLIER_ATTEMPT,
-                                                 record_id=attempt.record_id, http_status=status))
-            return Delivered(Outcome.problem(row, Code.ALREADY_EXISTS, record_id=attempt.record_id,
-                                             http_status=status,
-                                             reason=attempt.message or "already exists"))
-        if status in (401, 403):
-            return _stopping(row, Code.AUTH_FAILED, attempt)
+            return self._conflict(row, attempt, keyed, maybe_sent)
+        if status in AUTH_STATUSES:
+            return _stopping(row, Code.AUTH_FAILED, attempt, keyed, maybe_sent)
         if status in WRONG_ENDPOINT_STATUSES or 300 <= status < 400:
-            return _stopping(row, Code.WRONG_ENDPOINT, attempt)
-        if status in RETRY_STATUSES:
+            return _stopping(row, Code.WRONG_ENDPOINT, attempt, keyed, maybe_sent)
+        if status in REFUSAL_STATUSES:
             if status == 429:
                 self.throttle.throttled()
             return None
-        if 400 <= status < 500:
-            reason = attempt.message or f"rejected with HTTP {status}"
-            return Delivered(Outcome.problem(row, Code.SERVER_REJECTED, http_status=status,
-                                             reason=reason))
-        return Delivered(Outcome.problem(row, Code.SERVER_ERROR, http_status=status,
-                                         reason=attempt.message or f"unexpected HTTP {status}"))
+        reason = attempt.message or f"rejected with HTTP {status}"
+        return Delivered(Outcome.problem(row, Code.SERVER_REJECTED, http_status=status,
+                                         reason=reason))
 
-    def _success(self, row: int, attempt: Attempt) -> Delivered:
-        """201 with the new record's id; a 2xx without an id is not this API."""
+    def _conflict(self, row: int, attempt: Attempt, keyed: bool,
+                  maybe_sent: bool) -> Delivered | None:
+        """A 409 settles a row only when it can be the dedupe answer: the row has a key the
+        API deduplicates on and the body does not contradict "duplicate". Otherwise it is a
+        refusal (nothing was stored), tried again."""
+        if not (keyed and is_duplicate_answer(attempt)):
+            return None
+        self.throttle.accepted()
+        if maybe_sent:
+            return Delivered(Outcome.problem(row, Code.CREATED_BY_EARLIER_ATTEMPT,
+                                             record_id=attempt.record_id,
+                                             http_status=attempt.status))
+        return Delivered(Outcome.problem(row, Code.ALREADY_EXISTS, record_id=attempt.record_id,
+                                         http_status=attempt.status,
+                                         reason=attempt.message or "already exists"))
+
+    def _success(self, row: int, attempt: Attempt, keyed: bool, maybe_sent: bool) -> Delivered:
+        """201 with the new record's id; a complete 2xx without an id is not this API."""
         self.throttle.accepted()
         if attempt.record_id:
             return Delivered(Outcome.created(row, attempt.record_id, attempt.status))
         reason = (f"the API answered HTTP {attempt.status} without a record id, so it is "
                   "probably not the contacts API; check --api-url")
-        return Delivered(Outcome.problem(row, Code.OUTCOME_UNKNOWN, http_status=attempt.status,
-                                         reason=reason), stop_reason=reason)
+        return Delivered(_unknown_outcome(row, attempt.status, reason, keyed), stop_reason=reason)
 
     def _gave_up_for_good(self, row: int, attempt: Attempt, keyed: bool,
                           maybe_sent: bool) -> Delivered:
@@ -182,47 +230,51 @@ class Delivery:
         return asked + random.uniform(0, 0.1)
 
     def _unknown(self, row: int, attempt: Attempt) -> Outcome:
-        return Outcome.problem(row, Code.OUTCOME_UNKNOWN, reason=(
-            f"check before re-sending ({attempt.message}; the row has no email, external_id or "
-            "website_url for the API to recognise a repeat)"))
+        return Outcome.problem(row, Code.OUTCOME_UNKNOWN, http_status=attempt.status, reason=(
+            f"check before re-sending ({attempt.message or f'HTTP {attempt.status}'}; the row "
+            "has no email, external_id or website_url for the API to recognise a repeat)"))
 
     def _gave_up(self, row: int, attempt: Attempt, keyed: bool, maybe_sent: bool,
                  stopped: bool = False) -> Outcome:
         tail = "; the run was stopped before the next retry" if stopped else (
             f" (after {self.policy.max_retries} retries)")
-        if maybe_sent and keyed:
-            return Outcome.problem(row, Code.OUTCOME_UNKNOWN, http_status=attempt.status, reason=(
-                f"{attempt.message}{tail}; safe to re-send (the API recognises this row's key)"))
+        message = f"{attempt.message or f'HTTP {attempt.status}'}{tail}"
+        if maybe_sent:
+            return _unknown_outcome(row, attempt.status, message, keyed)
         code = {429: Code.RATE_LIMITED}.get(attempt.status or 0, Code.SERVER_ERROR)
         if attempt.status is None:
             code = Code.NETWORK_ERROR
-        message = attempt.message or f"HTTP {attempt.status}"
-        return Outcome.problem(row, code, http_status=attempt.status, reason=f"{message}{tail}")
+        return Outcome.problem(row, code, http_status=attempt.status, reason=message)
 
     def stopped(self, row: int, keyed: bool, maybe_sent: bool) -> Outcome:
         """The outcome of a row the run stopped before (re)sending."""
         if maybe_sent:
-            advice = "safe to re-send" if keyed else "check before re-sending"
-            return Outcome.problem(row, Code.OUTCOME_UNKNOWN,
-                                   reason=f"an earlier attempt may have created it; {advice}")
+            return _unknown_outcome(row, None, "an earlier attempt may have created it", keyed)
         return Outcome.problem(row, Code.NOT_SENT, reason="the run was stopped")
 
 
-def _ambiguous(attempt: Attempt) -> bool:
-    """The request may have been processed although no definite answer came back."""
-    return attempt.kind == Kind.AMBIGUOUS or attempt.status in GATEWAY_STATUSES
+def _unknown_outcome(row: int, http_status: int | None, reason: str, keyed: bool) -> Outcome:
+    """A row that may exist on the server: never a plain failure, whatever came after."""
+    advice = ("safe to re-send (the API recognises this row's key)" if keyed
+              else "check before re-sending")
+    return Outcome.problem(row, Code.OUTCOME_UNKNOWN, http_status=http_status,
+                           reason=f"{reason}; {advice}")
 
 
-def _stopping(row: int, code: Code, attempt: Attempt) -> Delivered:
-    """A failure that stops the whole run (refused token, wrong URL)."""
+def _stopping(row: int, code: Code, attempt: Attempt, keyed: bool,
+              maybe_sent: bool) -> Delivered:
+    """A failure that stops the whole run (refused token, wrong URL, TLS); a row that may have
+    been created by an earlier attempt keeps that mark."""
     reason = _stop_reason(attempt)
+    if maybe_sent:
+        return Delivered(_unknown_outcome(row, attempt.status, reason, keyed), stop_reason=reason)
     return Delivered(Outcome.problem(row, code, http_status=attempt.status, reason=reason),
                      stop_reason=reason)
 
 
 def _stop_reason(attempt: Attempt) -> str:
     status = attempt.status
-    if status in (401, 403):
+    if status in AUTH_STATUSES:
         word = "Unauthorized" if status == 401 else "Forbidden"
         return (f"the API refused the token (HTTP {status} {word}): check ROUTERA_API_TOKEN"
                 + (f" ({attempt.message})" if attempt.message else ""))
