@@ -24,7 +24,8 @@ from importer.errors import (
     ResumeError,
 )
 from importer.rows.outcomes import Status
-from importer.runs.runner import Progress, RunOptions, RunSummary, run_import
+from importer.runs.reporting import Progress, RunStart
+from importer.runs.runner import RunOptions, RunSummary, run_import
 from importer.runs.stopping import Stop
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Progress",
     "ResumeError",
     "RunOptions",
+    "RunStart",
     "RunSummary",
     "Status",
     "Stop",

@@ -210,7 +210,8 @@ def _run(args: argparse.Namespace) -> int:
     display = ProgressDisplay(sys.stderr, quiet=args.quiet)
     with _stop_on_signals(stop):
         try:
-            summary = run_import(options, stop=stop, on_progress=display)
+            summary = run_import(options, stop=stop, on_progress=display,
+                                     on_start=display.start)
         except ImporterError as exc:
             if args.summary_json:
                 _write_json(args.summary_json, {"exit_code": EXIT_USAGE, "error": str(exc),

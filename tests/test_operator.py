@@ -150,13 +150,15 @@ def test_strict_makes_invalid_rows_exit_1(cli, tmp_path: Path) -> None:
         "ready", "invalid", "ready"]
 
 
-def test_progress_without_a_terminal_is_a_plain_line(monkeypatch) -> None:
-    monkeypatch.setattr("importer.progress.LOG_EVERY", 0)
+def test_progress_without_a_terminal_is_a_plain_line() -> None:
     stream = io.StringIO()
     display = ProgressDisplay(stream, quiet=False)
-    display(Progress(1500, {Status.CREATED: 1400, Status.INVALID: 100}, 3.0, 2000))
-    assert stream.getvalue().endswith(
-        " 1,500 of ~2,000 rows done (created 1,400, invalid 100), 500 rows/s\n")
+    display(Progress(0, {}, 0.0, 2000))
+    display(Progress(1500, {Status.CREATED: 1400, Status.INVALID: 100}, 5.0, 2000))
+    first, second = stream.getvalue().splitlines()
+    assert first.endswith(" 0 of ~2,000 rows done (none yet), ? rows/s, ETA ?")
+    assert second.endswith(
+        " 1,500 of ~2,000 rows done (created 1,400, invalid 100), 300 rows/s, ETA 0:02")
     assert "\r" not in stream.getvalue()
     quiet = io.StringIO()
     ProgressDisplay(quiet, quiet=True)(Progress(1, {}, 1.0, None))

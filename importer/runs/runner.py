@@ -8,7 +8,6 @@ should see) or raises an ``ImporterError`` before anything was sent.
 import gc
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from collections.abc import Mapping as EnvMapping
 from contextlib import contextmanager
@@ -40,6 +39,7 @@ from importer.runs.journal import (
     load_prior,
 )
 from importer.runs.lock import ResultsLock
+from importer.runs.reporting import Progress, Reporter, RunStart
 from importer.runs.resume import Plan, plan_for
 from importer.runs.stopping import Stop
 from importer.sending.client import RecordsClient, Target, Timeouts
@@ -49,7 +49,6 @@ from importer.sending.destination import destination
 from importer.sending.throttle import Throttle
 from importer.sending.workers import RowTask, Workers
 
-PROGRESS_EVERY = 0.25
 REORDER_LIMIT = 20_000
 GC_EVERY = 64
 SENT = frozenset({Status.CREATED, Status.REJECTED, Status.FAILED, Status.SKIPPED})
@@ -79,16 +78,6 @@ class RunOptions:
     force: bool = False
     retry_unknown: bool = False
     strict: bool = False
-
-
-@dataclass
-class Progress:
-    """A snapshot for progress displays, reported from the calling thread."""
-
-    done: int
-    counts: dict[Status, int]
-    elapsed: float
-    total: int | None
 
 
 @dataclass
@@ -151,8 +140,14 @@ def run_import(
     on_progress: Callable[[Progress], None] | None = None,
     session: requests.Session | None = None,
     environ: EnvMapping[str, str] | None = None,
+    on_start: Callable[[RunStart], None] | None = None,
 ) -> RunSummary:
-    """Import ``options.input``; raises ``ImporterError`` (nothing sent) for unusable input."""
+    """Import ``options.input``; raises ``ImporterError`` (nothing sent) for unusable input.
+
+    ``on_start`` is called once, before the first request, with what is read and where it
+    goes; ``on_progress`` then gets snapshots of the finished rows, from a thread of the run's
+    own (see ``importer.runs.reporting``), the last one with ``final`` set.
+    """
     environ = os.environ if environ is None else environ
     started = _now()
     mapping = load_mapping(options.mapping)
@@ -169,7 +164,7 @@ def run_import(
         run.summary.started = started
         run.summary.notes += [n for n in (note, results_note) if n]
         run.summary.api = api_note
-        return run.run(on_progress, session)
+        return run.run(on_start, on_progress, session)
 
 
 def _results_path(options: RunOptions) -> tuple[Path, str]:
@@ -209,26 +204,31 @@ class _Run:
                                   source=describe(table), dry_run=options.dry_run,
                                   strict=options.strict)
         self.seq = 0
-        self.on_progress: Callable[[Progress], None] | None = None
-        self.last_progress = 0.0
+        self.settled: list[tuple[int, Outcome]] = []
         self.writer: ResultsWriter
 
-    def run(self, on_progress: Callable[[Progress], None] | None,
+    def run(self, on_start: Callable[[RunStart], None] | None,
+            on_progress: Callable[[Progress], None] | None,
             session: requests.Session | None) -> RunSummary:
         """The journal is created before the results file, so a results file without a journal
         never comes from a run that sent something."""
-        self.on_progress = on_progress
         plan, journal = self._start_journal()
         self.writer = ResultsWriter(self.summary.results, durable=self.target is not None)
+        if on_start is not None:
+            summary = self.summary
+            on_start(RunStart(summary.input, summary.results, summary.source, summary.api,
+                              self.table.estimated_rows, tuple(summary.notes)))
         workers = self._workers(session, journal) if self.target else None
-        try:
-            self._stream(plan, journal, workers)
-        finally:
-            if workers:
-                workers.finish(self._progress)
-            if journal:
-                self._close_journal(journal)
-            self._finish()
+        with Reporter(self._snapshot, on_progress) as reporter:
+            try:
+                self._stream(plan, journal, workers)
+            finally:
+                if workers:
+                    workers.finish(_nothing)
+                reporter.close()
+                if journal:
+                    self._close_journal(journal)
+                self._finish()
         return self.summary
 
     def _close_journal(self, journal: Journal) -> None:
@@ -253,7 +253,6 @@ class _Run:
                     mapped = self.bound.apply(batch)
                     self.validator.check(mapped)
                     self._route(mapped, plan, journal, workers)
-                    self._progress()
                     if number % GC_EVERY == GC_EVERY - 1:
                         gc.collect(1)
         except ImporterError as exc:
@@ -334,7 +333,6 @@ class _Run:
         if workers is None:
             self.writer.add_many(self._dry_run(mapped, identities), first)
             return
-        settled: list[tuple[int, Outcome]] = []
         for index, (row, identity) in enumerate(zip(mapped.rows, identities, strict=True)):
             problem = mapped.problems.get(index)
             if problem is not None and problem.code != Code.DUPLICATE_IN_FILE:
@@ -343,9 +341,16 @@ class _Run:
                 outcome = self._send_or_settle(first + index, row, mapped.fields(index),
                                                identity, plan, journal, workers, problem)
             if outcome is not None:
-                settled.append((first + index, outcome))
-        self.writer.add(settled)
+                self.settled.append((first + index, outcome))
+        self._write_settled()
         self.writer.wait_for_room(REORDER_LIMIT)
+
+    def _write_settled(self) -> None:
+        """Hand the rows settled here to the writer before the reader may wait to send a row,
+        so they reach the results (and the counts) while the API is still working."""
+        if self.settled:
+            self.writer.add(self.settled)
+            self.settled = []
 
     def _dry_run(self, mapped: MappedBatch, identities: list[tuple[str, ...]]) -> list[Outcome]:
         """Every row of the batch settled without sending: ready, or its problem."""
@@ -379,6 +384,7 @@ class _Run:
         if outcome is None and self.stop.is_set():
             outcome = workers.delivery.stopped(row, keyed, job.maybe_sent)
         if outcome is None:
+            self._write_settled()
             workers.submit(job)
             return None
         workers.followers.finished(row, outcome.status)
@@ -390,15 +396,11 @@ class _Run:
                 self._request_stop(exc.strerror or str(exc))
         return outcome
 
-    def _progress(self) -> None:
-        now = time.monotonic()
-        if self.on_progress is None or now - self.last_progress < PROGRESS_EVERY:
-            return
-        self.last_progress = now
+    def _snapshot(self, final: bool) -> Progress:
+        """Counted from outcomes as they come in, not as they reach the file in order."""
         elapsed = (_now() - self.summary.started).total_seconds()
         counts = dict(self.writer.counts)
-        self.on_progress(Progress(sum(counts.values()), counts, elapsed,
-                                  self.table.estimated_rows))
+        return Progress(sum(counts.values()), counts, elapsed, self.table.estimated_rows, final)
 
     def _finish(self) -> None:
         summary = self.summary
@@ -435,6 +437,10 @@ def _young_garbage_only() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _nothing() -> None:
+    """Progress needs no ticking from the calling thread: the reporter has its own."""
 
 
 def _identities(mapped: MappedBatch) -> list[tuple[str, ...]]:
