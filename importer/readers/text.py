@@ -23,6 +23,7 @@ SAMPLE_BYTES = 65_536
 SCAN_BYTES = 1 << 20
 DELIMITERS = (",", ";", "\t", "|")
 SEP_HINT = re.compile(r"sep=([,;\t|])\r?\n")
+TEXT_FORMULA = re.compile(r'="((?:[^"]|"")*)"')
 DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),
@@ -145,7 +146,10 @@ def read_text(path: Path, head: bytes, encoding: str | None,
     delimiter = delimiter or (hint and hint.group(1)) or detect_delimiter(
         sample, path.suffix.lower())
     _refuse_unclosed_quote(path, encoding, delimiter)
-    return _chunks(path, encoding, delimiter, skip_hint=bool(hint)), encoding, delimiter
+    chunks = _chunks(path, encoding, delimiter, skip_hint=bool(hint))
+    if _contains(path, encoding, '="'):
+        chunks = _shown_text(chunks)
+    return chunks, encoding, delimiter
 
 
 def encoding_detail(path: Path, encoding: str) -> str:
@@ -189,6 +193,35 @@ def _quote_count(path: Path, encoding: str) -> int:
             return 0
     with path.open("rb") as f:
         return sum(block.count(b'"') for block in iter(lambda: f.read(SCAN_BYTES), b""))
+
+
+def _contains(path: Path, encoding: str, text: str) -> bool:
+    """Whether ``text`` occurs anywhere in the file (searched on the bytes, block by block)."""
+    needle = text.encode(encoding)
+    for bom in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF8):
+        needle = needle.removeprefix(bom)
+    tail = b""
+    with path.open("rb") as f:
+        while block := f.read(SCAN_BYTES):
+            if needle in tail + block[:len(needle)] or needle in block:
+                return True
+            tail = block[-len(needle):]
+    return False
+
+
+def _shown_text(chunks: Iterator[RawChunk]) -> Iterator[RawChunk]:
+    """Excel's "keep as text" cells, ``="02134"``, show ``02134``: send what it shows.
+
+    Only files that hold ``="`` at all pay for looking at every cell.
+    """
+    for chunk in chunks:
+        for row in chunk.rows:
+            for i, cell in enumerate(row):
+                if cell.startswith('="'):
+                    found = TEXT_FORMULA.fullmatch(cell)
+                    if found:
+                        row[i] = found.group(1).replace('""', '"')
+        yield chunk
 
 
 def _unclosed_quote_line(lines: Iterator[str], delimiter: str) -> int | None:

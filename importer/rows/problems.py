@@ -69,6 +69,22 @@ class Code(StrEnum):
         "[Reading exports](#reading-exports))",
         "nothing; if it is a real contact, fill in a second cell or move it above the empty row",
         "row {row_number} {looks_like}, not a contact, so it was not sent")
+    INVISIBLE_CHARACTER = (
+        "invisible-character", Status.INVALID, "Invisible character",
+        "an email, external_id or website_url holds a character no one can see (zero-width "
+        "space or joiner, soft hyphen, BOM, bidi mark), often pasted from a web page",
+        "retype the value in the file (the message says where the character is)",
+        "{field_name} {value!r} holds an invisible character ({character}) after {before!r}; "
+        "it would be stored and never match the value people type, so the row was not sent: "
+        "retype the value in the file")
+    NUMBER_MANGLED = (
+        "number-mangled", Status.INVALID, "Number mangled",
+        "a phone or id shows scientific notation (`4.47701E+11`): a spreadsheet rounded it "
+        "before the export",
+        "format the column as Text in the original file and export again",
+        "{field_name} {value!r} is a number in scientific notation: a spreadsheet already "
+        "rounded it, so its last digits are lost; format the column as Text in the original "
+        "file (or open the CSV with the column set to Text) and export again")
     INVALID_VALUE = (
         "invalid-value", Status.INVALID, "Invalid value",
         "a transform could not read the value (a date in another format, a value missing from "

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from importer.mapping.binding import MappedBatch
+from importer.rows.hidden import check_hidden_values
 from importer.rows.keyindex import KeyIndex, fingerprints
 from importer.rows.problems import Code, RowProblem
 
@@ -43,6 +44,7 @@ class Validator:
 
     def check(self, batch: MappedBatch) -> None:
         self._check_identity(batch)
+        check_hidden_values(batch)
         self._check_email(batch)
         self._check_duplicates(batch)
 
