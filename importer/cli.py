@@ -11,6 +11,7 @@ import os
 import secrets
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from importer.mapping.draft import init_mapping
 from importer.progress import ProgressDisplay
 from importer.readers import ReadOptions
 from importer.readers.text import DELIMITERS
+from importer.results.files import create_fresh
 from importer.rows.outcomes import Status
 from importer.runs.runner import RunOptions, RunSummary, run_import
 from importer.runs.stopping import Stop
@@ -81,6 +83,9 @@ def _run_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]")
     run.add_argument("--results", type=Path, metavar="PATH",
                      help="results file: .csv, .xlsx or .jsonl (default: <input stem>.results.csv "
                      "in the current folder)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace an existing --results file even though routera-import did not "
+                     "write it (symbolic links are refused all the same)")
     read = run.add_argument_group("reading the input")
     read.add_argument("--sheet", metavar="NAME", help="workbook sheet: name or 1-based number "
                       "(default: the mapping's sheet, else the first visible sheet)")
@@ -204,7 +209,7 @@ def _run(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit, dry_run=args.dry_run, preview=args.preview,
         sandbox=args.sandbox, sandbox_db=args.sandbox_db, api_url=args.api_url,
         resume=args.resume, force=args.force, retry_unknown=args.retry_unknown,
-        strict=args.strict,
+        strict=args.strict, overwrite=args.overwrite,
     )
     stop = Stop()
     display = ProgressDisplay(sys.stderr, quiet=args.quiet)
@@ -255,9 +260,10 @@ def _read_options(args: argparse.Namespace) -> ReadOptions:
 def _write_json(path: Path, data: dict[str, object]) -> bool:
     """Replace the file whole, so a scheduler never reads half a summary or yesterday's."""
     temporary = path.with_name(f".{path.name}.partial")
+    text = _redact(json.dumps(data, ensure_ascii=False, indent=2)) + "\n"
     try:
-        temporary.write_text(_redact(json.dumps(data, ensure_ascii=False, indent=2)) + "\n",
-                             encoding="utf-8")
+        with open(create_fresh(temporary), "w", encoding="utf-8", newline="\n") as stream:
+            stream.write(text)
         os.replace(temporary, path)
     except OSError as exc:
         _error(f"--summary-json {path}: cannot be written ({exc.strerror or exc})")
@@ -287,11 +293,20 @@ def _sandbox(args: argparse.Namespace) -> int:
 
 @contextmanager
 def _stop_on_signals(stop: Stop) -> Iterator[None]:
-    """SIGINT/SIGTERM ask the run to stop; a second one also cuts requests in flight."""
+    """SIGINT/SIGTERM ask the run to stop; a second one also cuts requests in flight.
+
+    Windows has no SIGHUP and delivers Ctrl-Break as SIGBREAK (taken too); its SIGTERM exists
+    but only this process can raise it. Handlers can only be set from the main thread, so a
+    program calling ``main`` from another thread keeps its own handling.
+    """
     def handle(signum: int, frame: FrameType | None) -> None:
         stop.request()
 
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    names = ("SIGINT", "SIGTERM", "SIGBREAK")
+    wanted = [getattr(signal, name) for name in names if hasattr(signal, name)]
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        previous = {sig: signal.signal(sig, handle) for sig in wanted}
     try:
         yield
     finally:

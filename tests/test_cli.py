@@ -138,7 +138,7 @@ def test_results_are_private_and_safe_to_open_in_excel(cli, sandbox, tmp_path) -
     export = write_csv(tmp_path / "export.csv", "First Name,Last Name,Email\n"
                        '"=HYPERLINK(""http://x"")",+1,@a\n-2,\tTab,\n')
     out = tmp_path / "out.csv"
-    out.write_text("old results, readable by all")
+    out.write_text("row,status,id,http_status,error,error_code\n2,created,old,201,,\n")
     out.chmod(0o644)
     assert run(cli, export, mapping_file, "--api-url", sandbox.url).code == 0
     assert stat.S_IMODE(os.stat(out).st_mode) == 0o600

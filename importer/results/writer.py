@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from importer.errors import ConfigError, ResumeError
+from importer.results.files import first_row, is_link_error, open_private, xlsx_first_row
 from importer.rows.outcomes import IDENTITY_FIELDS, Outcome, Status
 
 COLUMNS = ("row", "status", "id", "http_status", "error", "error_code", *IDENTITY_FIELDS)
@@ -50,6 +51,14 @@ def results_format(path: Path) -> str:
         raise ConfigError(f"--results {path}: unknown format {suffix or '(none)'}; end the name "
                           f"with {', '.join(FORMATS)}")
     return suffix
+
+
+def is_results_file(path: Path) -> bool:
+    """Whether ``path`` holds results this tool wrote (by its header: ``row``, ``status``, ...
+    with an ``error_code`` column), so a new run may replace it."""
+    kind = path.suffix.lower()
+    header = xlsx_first_row(path, "Results") if kind == ".xlsx" else first_row(path)
+    return header[:2] == ["row", "status"] and "error_code" in header
 
 
 def cells(outcome: Outcome) -> list[str | int]:
@@ -203,15 +212,17 @@ def _open_format(path: Path) -> _Format:
             return XlsxResults(path, COLUMNS, cells, STATUS_COLOURS)
         stream = _private_text_file(path)
     except OSError as exc:
+        if is_link_error(exc):
+            raise ConfigError(f"--results {path}: is a symbolic link; refusing to write through "
+                              "it; give the real path or remove the link") from exc
         raise ConfigError(f"--results {path}: cannot be written ({exc.strerror or exc}); choose "
                           "another path") from exc
     return _Csv(stream) if kind == ".csv" else _Jsonl(stream)
 
 
 def _private_text_file(path: Path) -> io.TextIOWrapper:
-    """Truncate-or-create, readable by the owner only (also when the file existed before)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
+    """Truncate-or-create, readable by the owner only, never through a link."""
+    fd = open_private(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     return open(fd, "w", encoding="utf-8", newline="")
 
 

@@ -13,6 +13,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.styles import Font, PatternFill
 
+from importer.results.files import create_fresh
 from importer.rows.outcomes import Outcome, Status
 
 
@@ -66,7 +67,7 @@ class XlsxResults:
         info.column_dimensions["B"].width = 80
         for key, value in summary.items():
             info.append([self._cell(key, font=Font(bold=True)), self._cell(value)])
-        fd = os.open(self.temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = create_fresh(self.temporary)
         with open(fd, "wb") as stream:
             self.book.save(stream)
             stream.flush()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from importer.errors import ResumeError
+from importer.results.files import BINARY, NOFOLLOW, create_fresh
 from importer.rows.outcomes import Outcome
 
 VERSION = 1
@@ -96,14 +97,14 @@ class Journal:
         lines += [_record(o) for o in carried]
         lines += [{"send": row} for row in sorted(unknown)]
         temporary = path.with_name(path.name + ".tmp")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = create_fresh(temporary)
         try:
             os.write(fd, b"".join(_line(x) for x in lines))
             os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(temporary, path)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | NOFOLLOW | BINARY)
 
     def sending(self, row: int) -> None:
         self._write({"send": row})

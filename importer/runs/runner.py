@@ -21,9 +21,11 @@ from importer.errors import ConfigError, ImporterError, ResumeError
 from importer.mapping.binding import BoundMapping, MappedBatch, bind
 from importer.mapping.spec import ColumnMapping, load_mapping
 from importer.readers import ReadOptions, Table, describe, open_table
+from importer.results.files import refuse_link, refuse_stranger
 from importer.results.writer import (
     ResultsWriter,
     default_results_path,
+    is_results_file,
     read_outcomes,
     results_format,
 )
@@ -78,6 +80,7 @@ class RunOptions:
     force: bool = False
     retry_unknown: bool = False
     strict: bool = False
+    overwrite: bool = False
 
 
 @dataclass
@@ -156,13 +159,14 @@ def run_import(
         mapping.sheet, mapping.header_row, mapping.encoding, mapping.delimiter))
     bound, note = bind(mapping, table)
     results, results_note = _results_path(options)
+    _refuse_unsafe_targets(results, options)
     where = destination(dry_run=options.dry_run, sandbox=options.sandbox,
                         sandbox_db=options.sandbox_db, api_url=options.api_url,
                         object_name=mapping.object, environ=environ)
-    with where as (target, api_note), ResultsLock(results):
+    with where as (target, api_note), ResultsLock(results) as lock:
         run = _Run(options, mapping, table, bound, results, target, stop or Stop())
         run.summary.started = started
-        run.summary.notes += [n for n in (note, results_note) if n]
+        run.summary.notes += [n for n in (note, results_note, lock.note) if n]
         run.summary.api = api_note
         return run.run(on_start, on_progress, session)
 
@@ -183,6 +187,12 @@ def _results_path(options: RunOptions) -> tuple[Path, str]:
     dry = path.with_name(f"{options.input.stem}.dry-run{path.suffix}")
     return dry, (f"{path.name} holds a real run's results, so this dry run wrote {dry.name} "
                  "instead")
+
+
+def _refuse_unsafe_targets(results: Path, options: RunOptions) -> None:
+    """Before anything is sent: no link at a path we write, no stranger's file replaced."""
+    refuse_stranger(results, "--results", "results", is_results_file, options.overwrite)
+    refuse_link(journal_path(results), "journal")
 
 
 class _Run:

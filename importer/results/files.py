@@ -1,0 +1,134 @@
+"""Opening the files a run writes: never through a link, never over a stranger's file.
+
+A nightly job often runs as root in a shared folder. If the results, errors, journal or lock
+path is a symbolic link, following it would let whoever planted the link have us truncate and
+chmod any file on the machine, so such a path is refused, and every open adds ``O_NOFOLLOW``
+(where the platform has it) to close the gap between that check and the open. Temporary files
+are created afresh with ``O_EXCL``, which never follows a link, and then renamed over the
+target, which replaces a link instead of writing through it.
+
+A path that already holds a file is replaced only when the file is one this tool wrote (its
+header says so) or is empty: ``--results other.csv`` must not silently destroy an unrelated
+spreadsheet. ``--overwrite`` says the person means it.
+
+The files hold personal data, so they are readable by their owner only where the platform has
+POSIX permissions; on Windows they inherit the folder's access rules (a user's own folders are
+private to that user by default).
+"""
+
+import contextlib
+import csv
+import errno
+import io
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from importer.errors import ConfigError
+
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+BINARY = getattr(os, "O_BINARY", 0)
+HEAD_BYTES = 8192
+Recognise = Callable[[Path], bool]
+
+
+def refuse_link(path: Path, what: str) -> None:
+    """One clear line instead of writing through a symbolic link."""
+    if path.is_symlink():
+        raise ConfigError(f"{what} {path}: is a symbolic link; refusing to write through it "
+                          "(it could point at any file); give the real path or remove the link")
+
+
+def refuse_stranger(path: Path, what: str, kind: str, ours: Recognise, overwrite: bool) -> None:
+    """Refuse to replace an existing file this tool did not write, unless ``overwrite``.
+
+    ``what`` names the option (``--results``), ``kind`` the file (``results``)."""
+    refuse_link(path, what)
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise ConfigError(f"{what} {path}: is a folder; give a file path")
+    if overwrite or path.stat().st_size == 0 or ours(path):
+        return
+    raise ConfigError(f"{what} {path}: already exists and is not a routera-import {kind} "
+                      "file; choose another path, or pass --overwrite to replace it")
+
+
+def open_private(path: Path, flags: int) -> int:
+    """``os.open`` that never follows a link and leaves the file readable by its owner only
+    (also when the file existed before with wider permissions)."""
+    fd = os.open(path, flags | NOFOLLOW | BINARY, 0o600)
+    try:
+        make_private(fd)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def create_fresh(path: Path) -> int:
+    """A new, empty, owner-only file for writing (a temporary to be renamed over a target):
+    whatever was at the path before, a link included, is removed, never written through."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | BINARY, 0o600)
+    make_private(fd)
+    return fd
+
+
+def make_private(fd: int) -> None:
+    """Owner read/write only, where the platform has POSIX permissions (not on Windows)."""
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, 0o600)
+
+
+def is_link_error(exc: OSError) -> bool:
+    """``O_NOFOLLOW`` met a link that appeared after the check (ELOOP, or EMLINK on BSDs)."""
+    return exc.errno in (errno.ELOOP, errno.EMLINK)
+
+
+def first_row(path: Path) -> list[str]:
+    """The first non-empty row of a CSV or JSON Lines file we may have written (for
+    recognising it); an unreadable or binary file gives an empty row."""
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(HEAD_BYTES)
+        text = head.decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return []
+    for line in io.StringIO(text, newline=""):
+        if line.strip():
+            if line.lstrip().startswith("{"):
+                return _json_keys(line)
+            return next(csv.reader([line]), [])
+    return []
+
+
+def xlsx_first_row(path: Path, sheet: str | None = None) -> list[str]:
+    """The first non-empty row of a workbook's sheet (the first sheet unless named)."""
+    try:
+        from openpyxl import load_workbook
+
+        book = load_workbook(path, read_only=True)
+        try:
+            if sheet is not None and sheet not in book.sheetnames:
+                return []
+            rows = book[sheet or book.sheetnames[0]].iter_rows(values_only=True, max_row=64)
+            for row in rows:
+                cells = ["" if v is None else str(v) for v in row]
+                if any(cells):
+                    return cells
+        finally:
+            book.close()
+    except Exception:  # a damaged or foreign file is simply not ours
+        return []
+    return []
+
+
+def _json_keys(line: str) -> list[str]:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return []
+    return list(record) if isinstance(record, dict) else []
