@@ -14,14 +14,9 @@ lock and says so in its summary, rather than refusing to run anywhere such a sha
 import errno
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-
-with warnings.catch_warnings():
-    # A POSIX Python without fcntl (WASI, Emscripten) makes filelock warn on import about its
-    # soft-lock fallback, which we do not use: the lock below says what happens instead.
-    warnings.simplefilter("ignore", UserWarning)
-    from filelock import lock_descriptor, unlock_descriptor
 
 from importer.errors import ConfigError, LockedError
 from importer.results.files import is_link_error, open_private, refuse_link
@@ -46,6 +41,7 @@ class ResultsLock:
                     else f"cannot be created ({exc.strerror or exc})")
             raise ConfigError(f"lock file {self.path}: {what}; choose another --results "
                               "folder") from exc
+        lock_descriptor, _ = _native()
         try:
             locked = lock_descriptor(fd, blocking=False)
         except OSError as exc:
@@ -71,9 +67,20 @@ class ResultsLock:
                  trace: TracebackType | None) -> None:
         if self._fd is not None:
             if not self.note:
-                unlock_descriptor(self._fd)
+                _native()[1](self._fd)
             os.close(self._fd)
             self._fd = None
+
+
+def _native() -> tuple[Callable[..., bool], Callable[[int], None]]:
+    """filelock's descriptor lock and unlock, imported when a run starts: the import costs
+    about 45 ms, which ``import importer`` and the CLI's argument errors need not pay."""
+    with warnings.catch_warnings():
+        # A POSIX Python without fcntl (WASI, Emscripten) makes filelock warn about its soft-lock
+        # fallback, which is not used here: ``ResultsLock`` says what happens instead.
+        warnings.simplefilter("ignore", UserWarning)
+        from filelock import lock_descriptor, unlock_descriptor
+    return lock_descriptor, unlock_descriptor
 
 
 def _holder(fd: int) -> str:
