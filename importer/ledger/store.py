@@ -1,0 +1,156 @@
+"""What every ledger store offers, whatever holds it (a SQLite file, a PostgreSQL database).
+
+Both stores keep the same three tables: destinations, entries (one per record this tool created
+or found existing) and keys (lookup key -> entry). A key points to one entry; an entry no key
+points to any more is deleted. Entries are written in short batched transactions; a key that
+is already held is kept, except by a fresh 201, which proves the earlier record is gone (it was
+deleted in the CRM) and so replaces it.
+"""
+
+import json
+import secrets
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from importer.errors import ImporterError
+from importer.ledger.fingerprints import combined_key, fields_key, single_keys
+
+CREATED = "created"
+EXISTING = "existing"
+SCHEMA_VERSION = 1
+
+
+class LedgerError(ImporterError):
+    """The ledger cannot be opened, read or written (a bad path, an unreachable database)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One record this tool created (201) or found existing (409), as the ledger keeps it."""
+
+    keys: tuple[str, str, str]
+    fields_print: str
+    field_prints: dict[str, str]
+    record_id: str
+    answer: str
+    imported_at: str
+    file: str
+    row: int
+    replaces: bool = False
+    """A fresh 201: take over keys held by older entries (their records were deleted)."""
+    id: int = field(default_factory=lambda: secrets.randbits(62))
+
+    def lookup_keys(self) -> list[str]:
+        """The keys under which this entry is found again.
+
+        A created record holds every one of its keys; a 409 only proves that some key of the
+        row is taken, so with several keys the entry is found by their combination only.
+        """
+        singles = single_keys(self.keys)
+        if not singles:
+            return [fields_key(self.fields_print)]
+        if self.answer == CREATED or len(singles) == 1:
+            return singles
+        return [combined_key(self.keys)]
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What a lookup returns for a key: enough to report the row without a second query."""
+
+    entry: int
+    record_id: str
+    fields_print: str
+    answer: str
+    imported_at: str
+    file: str
+    row: int
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationInfo:
+    """A destination the ledger holds entries for, as ``ledger list`` shows it."""
+
+    number: int
+    endpoint: str
+    token_print: str
+    entries: int
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which entries of a destination ``forget`` and ``export`` act on: all, or a file, or a key
+    (an email, external_id or website_url value)."""
+
+    file: str | None = None
+    key: str | None = None
+
+
+class LedgerStore(Protocol):
+    """The storage behind a ledger; every method is one short transaction and thread-safe."""
+
+    location: str
+    """Where the ledger is, for messages (never a password)."""
+
+    def destination_number(self, endpoint: str, token_print: str, digest: str, *,
+                           create: bool) -> int | None:
+        """The destination's number, registering it when ``create``; None when unknown."""
+        ...
+
+    def lookup(self, destination: int, keys: Sequence[str]) -> dict[str, Found]:
+        """The entries held under any of ``keys``, by key."""
+        ...
+
+    def field_prints(self, entries: Sequence[int]) -> dict[int, dict[str, str]]:
+        """Per-field fingerprints of the given entries (only needed when fields changed)."""
+        ...
+
+    def record(self, destination: int, entries: Sequence[Entry]) -> int:
+        """Add entries in one transaction; returns how many are new (not already held)."""
+        ...
+
+    def destinations(self) -> list[DestinationInfo]:
+        ...
+
+    def entries(self, destination: int, selection: Selection) -> Iterator[tuple[object, ...]]:
+        """Held entries as rows of ``EXPORT_COLUMNS``, oldest first."""
+        ...
+
+    def count(self, destination: int, selection: Selection) -> int:
+        ...
+
+    def forget(self, destination: int, selection: Selection) -> int:
+        """Delete the selected entries and their keys; returns how many were deleted."""
+        ...
+
+    def close(self) -> None:
+        ...
+
+
+EXPORT_COLUMNS = ("email", "external_id", "website_url", "id", "answer", "imported_at", "file",
+                  "row", "fields_print")
+
+
+def key_rows(destination: int, entries: Sequence[Entry],
+             replacing: bool) -> list[tuple[int, str, int]]:
+    """(destination, key, entry) rows for the entries that do (or do not) replace older ones."""
+    return [(destination, key, entry.id) for entry in entries if entry.replaces == replacing
+            for key in entry.lookup_keys()]
+
+
+def entry_row(destination: int, entry: Entry) -> tuple[object, ...]:
+    """The entries-table row of ``entry``; per-field prints as compact JSON."""
+    prints = json.dumps(entry.field_prints, sort_keys=True, separators=(",", ":"))
+    email, external_id, website_url = entry.keys
+    return (entry.id, destination, email, external_id, website_url, entry.fields_print, prints,
+            entry.record_id, entry.answer, entry.imported_at, entry.file, entry.row)
+
+
+def parse_prints(text: str) -> dict[str, str]:
+    """The per-field prints as stored; anything unreadable counts as "every field changed"."""
+    try:
+        prints = json.loads(text)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in prints.items()} if isinstance(prints, dict) else {}
