@@ -9,6 +9,7 @@ import pytest
 
 from importer.cli import main
 from importer.sandbox import Faults, Sandbox
+from tests.postgres_server import postgres_server, postgres_url  # noqa: F401 (fixtures)
 
 TOKEN = "test-token-1f2e3d4c5b6a"
 PLAIN_MAPPING = """\
@@ -136,3 +137,13 @@ def scripted_api():
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def private_ledger(tmp_path_factory: pytest.TempPathFactory,
+                   monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own ledger, so no test sees what another (or the user) imported."""
+    path = tmp_path_factory.mktemp("ledger") / "ledger.sqlite3"
+    monkeypatch.setenv("ROUTERA_LEDGER", str(path))
+    return path
+
