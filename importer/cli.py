@@ -19,6 +19,7 @@ from types import FrameType
 
 from importer import __version__
 from importer.errors import ImporterError
+from importer.ledger import LEDGER_ENV
 from importer.mapping.check import check_mapping
 from importer.mapping.draft import init_mapping
 from importer.progress import ProgressDisplay
@@ -128,6 +129,10 @@ def _run_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]")
     again.add_argument("--retry-unknown", action="store_true",
                        help="send rows whose earlier outcome is unknown even though they have no "
                        "key the API can recognise (they may be created twice)")
+    _ledger_argument(again)
+    again.add_argument("--no-ledger", action="store_true",
+                       help="send every row, even those the ledger says were imported earlier "
+                       "(what is created is still recorded)")
     report = run.add_argument_group("reporting")
     report.add_argument("--strict", action="store_true",
                         help="exit 1 when any row is invalid or rejected")
@@ -135,6 +140,12 @@ def _run_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]")
                         help="print only errors and the summary")
     report.add_argument("--summary-json", type=Path, metavar="PATH",
                         help="also write the run summary as JSON, for schedulers")
+
+
+def _ledger_argument(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument("--ledger", metavar="PATH|URL",
+                        help=f"the import ledger: a SQLite file or a postgresql:// URL (default: "
+                        f"${LEDGER_ENV}, else ledger.sqlite3 in the user's state folder)")
 
 
 def _read_arguments(parser: argparse.ArgumentParser) -> None:
@@ -209,7 +220,8 @@ def _run(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit, dry_run=args.dry_run, preview=args.preview,
         sandbox=args.sandbox, sandbox_db=args.sandbox_db, api_url=args.api_url,
         resume=args.resume, force=args.force, retry_unknown=args.retry_unknown,
-        strict=args.strict, overwrite=args.overwrite,
+        strict=args.strict, overwrite=args.overwrite, ledger=args.ledger,
+        no_ledger=args.no_ledger,
     )
     stop = Stop()
     display = ProgressDisplay(sys.stderr, quiet=args.quiet)

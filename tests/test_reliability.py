@@ -205,9 +205,10 @@ def test_a_second_run_on_the_same_results_is_refused(cli, sandbox, export,
 
 def test_unknown_keyless_rows_are_not_resent_until_asked(cli, sandbox, export,
                                                          tmp_path: Path) -> None:
+    """The journal's rules alone: the ledger (which would answer for row 3) is not consulted."""
     path, _ = export(3)
     base = ("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", sandbox.url,
-            "--results", tmp_path / "r.csv")
+            "--results", tmp_path / "r.csv", "--no-ledger")
     assert cli(*base).code == 0
     journal = journal_path(tmp_path / "r.csv")
     lines = journal.read_text(encoding="utf-8").splitlines()
@@ -257,10 +258,12 @@ def test_a_trickling_server_is_cut_off_by_the_deadline(cli, tmp_path: Path, expo
 @pytest.mark.parametrize("suffix", [".csv", ".jsonl", ".xlsx"])
 def test_resume_from_the_results_file_alone_needs_force(cli, sandbox, export, tmp_path: Path,
                                                         suffix: str) -> None:
+    """The journal's rules alone; with the ledger even the torn row is not sent again
+    (``test_ledger.py``)."""
     path, _ = export(5)
     results = tmp_path / f"r{suffix}"
     base = ("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", sandbox.url,
-            "--results", results)
+            "--results", results, "--no-ledger")
     assert cli(*base).code == 0
     journal_path(results).unlink()
     if suffix != ".xlsx":
@@ -369,9 +372,10 @@ def test_the_wrong_api_stops_the_run(cli, sandbox, export, tmp_path: Path, base:
 
 def test_a_rerun_with_an_edited_mapping_still_recognises_keyless_rows(cli, sandbox, export,
                                                                      tmp_path: Path) -> None:
+    """The journal's rules alone (with the ledger, keyed rows are changed-since-import)."""
     path, _ = export(10)
     base = ("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", sandbox.url,
-            "--results", tmp_path / "r.csv")
+            "--results", tmp_path / "r.csv", "--no-ledger")
     assert cli(*base).code == 0
     mapping = tmp_path / "m.yaml"
     mapping.write_text("# tweaked\n" + mapping.read_text() + "  phone: {value: '+1'}\n")

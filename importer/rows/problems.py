@@ -112,6 +112,20 @@ class Code(StrEnum):
         "an earlier run into these results created this row (it has no key the API can check)",
         "nothing",
         "created by an earlier run of this import (id {record}); not sent again")
+    IMPORTED_EARLIER = (
+        "imported-earlier", Status.DUPLICATE, "Imported earlier",
+        "the ledger holds this row: an earlier run created it (or found it existing, 409); "
+        "`id` is the record, `error` says when and from which file and row. Not sent",
+        "nothing; after deleting the record in the CRM see "
+        "[the ledger](#the-import-ledger-what-earlier-runs-imported)",
+        "{where}; not sent again")
+    CHANGED_SINCE_IMPORT = (
+        "changed-since-import", Status.DUPLICATE, "Changed since import",
+        "the ledger holds this row's key, but the fields differ from what was sent then; "
+        "`error` names the changed fields. Not sent (the API cannot update a record)",
+        "update the record in the CRM by hand (its `id` is given)",
+        "{where}; changed since: {fields}; not sent (the API cannot update a record): update "
+        "it in the CRM")
     SERVER_REJECTED = (
         "server-rejected", Status.REJECTED, "Rejected by the API",
         "the API answered 400 (or another 4xx); its message is in `error`",

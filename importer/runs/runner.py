@@ -18,6 +18,8 @@ from pathlib import Path
 import requests
 
 from importer.errors import ConfigError, ImporterError, ResumeError
+from importer.ledger import LedgerError, RunLedger, default_location, open_store
+from importer.ledger import destination as ledger_destination
 from importer.mapping.binding import BoundMapping, MappedBatch, bind
 from importer.mapping.spec import ColumnMapping, load_mapping
 from importer.readers import ReadOptions, Table, describe, open_table
@@ -81,6 +83,10 @@ class RunOptions:
     retry_unknown: bool = False
     strict: bool = False
     overwrite: bool = False
+    ledger: str | None = None
+    """The ledger's SQLite path or ``postgresql://`` URL (default: ``default_location()``)."""
+    no_ledger: bool = False
+    """Send every row without consulting the ledger (what is created is still recorded)."""
 
 
 @dataclass
@@ -168,7 +174,31 @@ def run_import(
         run.summary.started = started
         run.summary.notes += [n for n in (note, results_note, lock.note) if n]
         run.summary.api = api_note
-        return run.run(on_start, on_progress, session)
+        run.ledger = _open_ledger(options, target, environ, run._request_stop)
+        try:
+            return run.run(on_start, on_progress, session)
+        finally:
+            if run.ledger:
+                run.ledger.store.close()
+
+
+def _open_ledger(options: RunOptions, target: Target | None, environ: EnvMapping[str, str],
+                 on_error: Callable[[str], None]) -> RunLedger | None:
+    """The ledger of the run's destination; a dry run neither reads nor writes it.
+
+    The sandbox is one destination per database file whatever token it is given (it makes up
+    a new one each time unless told), so its token is not part of the destination.
+    """
+    if target is None:
+        return None
+    store = open_store(options.ledger or default_location(environ))
+    token = "" if target.name else target.token
+    try:
+        return RunLedger(store, ledger_destination(target.identity, token), options.input.name,
+                         consult=not options.no_ledger, on_error=on_error)
+    except LedgerError:
+        store.close()
+        raise
 
 
 def _results_path(options: RunOptions) -> tuple[Path, str]:
@@ -216,6 +246,7 @@ class _Run:
         self.seq = 0
         self.settled: list[tuple[int, Outcome]] = []
         self.writer: ResultsWriter
+        self.ledger: RunLedger | None = None
 
     def run(self, on_start: Callable[[RunStart], None] | None,
             on_progress: Callable[[Progress], None] | None,
@@ -236,6 +267,9 @@ class _Run:
                 if workers:
                     workers.finish(_nothing)
                 reporter.close()
+                if self.ledger:
+                    self.ledger.close()
+                    self.summary.notes += [n for n in (self.ledger.counts.note(),) if n]
                 if journal:
                     self._close_journal(journal)
                 self._finish()
@@ -271,6 +305,10 @@ class _Run:
             self._request_stop(f"{exc}; the rows above it were sent, the rest were not read")
         except JournalError as exc:
             self._request_stop(exc.strerror or str(exc))
+        except LedgerError as exc:
+            if workers is None or not workers.submitted:
+                raise
+            self._request_stop(f"{exc}; rerun with --resume once the ledger works again")
         except OSError as exc:
             self._request_stop(f"cannot write the results {self.summary.results} "
                                f"({exc.strerror or exc})")
@@ -328,7 +366,12 @@ class _Run:
         throttle = Throttle(self.options.rate_limit)
         delivery = Delivery(client, RetryPolicy(self.options.max_retries), throttle, self.stop)
         return Workers(delivery, journal, self.writer, concurrency, self.stop,
-                       on_stop=self._request_stop)
+                       on_stop=self._request_stop, on_settled=self._settled)
+
+    def _settled(self, fields: dict[str, str], outcome: Outcome) -> None:
+        """After the journal has a sent row's outcome: the ledger records 201s and 409s."""
+        if self.ledger:
+            self.ledger.record(fields, outcome, fresh=True)
 
     def _request_stop(self, reason: str) -> None:
         if not self.stop_reason:
@@ -343,13 +386,15 @@ class _Run:
         if workers is None:
             self.writer.add_many(self._dry_run(mapped, identities), first)
             return
+        fields, earlier = self._ledger_check(mapped)
         for index, (row, identity) in enumerate(zip(mapped.rows, identities, strict=True)):
             problem = mapped.problems.get(index)
             if problem is not None and problem.code != Code.DUPLICATE_IN_FILE:
                 outcome: Outcome | None = Outcome.from_problem(row, problem, identity)
             else:
-                outcome = self._send_or_settle(first + index, row, mapped.fields(index),
-                                               identity, plan, journal, workers, problem)
+                outcome = self._send_or_settle(
+                    first + index, row, fields.get(index) or mapped.fields(index), identity,
+                    plan, journal, workers, problem, earlier.get(index))
             if outcome is not None:
                 self.settled.append((first + index, outcome))
         self._write_settled()
@@ -361,6 +406,18 @@ class _Run:
         if self.settled:
             self.writer.add(self.settled)
             self.settled = []
+
+    def _ledger_check(self, mapped: MappedBatch) -> tuple[dict[int, dict[str, str]],
+                                                          dict[int, Outcome]]:
+        """The fields of the batch's sendable rows, and the outcomes the ledger already holds
+        for them: one lookup per read batch."""
+        if self.ledger is None:
+            return {}, {}
+        problems = mapped.problems
+        indexes = [i for i in range(len(mapped.rows)) if i not in problems]
+        fields = {i: mapped.fields(i) for i in indexes}
+        found = self.ledger.check([mapped.rows[i] for i in indexes], [fields[i] for i in indexes])
+        return fields, {i: o for i, o in zip(indexes, found, strict=True) if o is not None}
 
     def _dry_run(self, mapped: MappedBatch, identities: list[tuple[str, ...]]) -> list[Outcome]:
         """Every row of the batch settled without sending: ready, or its problem."""
@@ -377,14 +434,22 @@ class _Run:
 
     def _send_or_settle(self, seq: int, row: int, fields: dict[str, str],
                         identity: tuple[str, ...], plan: Plan, journal: Journal | None,
-                        workers: Workers, problem: RowProblem | None) -> Outcome | None:
+                        workers: Workers, problem: RowProblem | None,
+                        earlier: Outcome | None = None) -> Outcome | None:
         """Queue the row for sending, or return its outcome when it must not be sent.
 
-        A repeat of an earlier row (``problem``) is sent only if that row came to nothing.
+        A repeat of an earlier row (``problem``) is sent only if that row came to nothing. The
+        journal of these results decides first; then the ledger (``earlier``). Outcomes the
+        journal settles are handed to the ledger again, in case a crash kept them from it.
         """
         keyed = has_dedupe_key(fields)
         job = RowTask(seq, row, fields, identity, keyed, plan.maybe_sent(row), problem)
         outcome = plan.settled(row, keyed)
+        if outcome is not None and self.ledger:
+            self.ledger.record(fields, outcome, fresh=False)
+        elif earlier is not None and self.ledger:
+            outcome = earlier
+            self.ledger.counts.used(earlier)
         if outcome is None and problem is not None:
             decision = workers.followers.follow(problem.earlier, row, job)
             if decision == "waiting":

@@ -52,12 +52,14 @@ class Workers:
 
     def __init__(self, delivery: Delivery, journal: Journal, writer: OutcomeSink,
                  concurrency: int, stop: threading.Event,
-                 on_stop: Callable[[str], None]) -> None:
+                 on_stop: Callable[[str], None],
+                 on_settled: Callable[[dict[str, str], Outcome], None] | None = None) -> None:
         self.delivery = delivery
         self.journal = journal
         self.writer = writer
         self.stop = stop
         self.on_stop = on_stop
+        self.on_settled = on_settled
         self.submitted = 0
         self.followers = Followers()
         self.queue: queue.Queue[RowTask | None] = queue.Queue(maxsize=concurrency * 2)
@@ -163,6 +165,9 @@ class Workers:
         except Exception as exc:
             self.on_stop(str(exc.strerror) if isinstance(exc, JournalError) else
                          f"cannot write the journal {self.journal.path} ({exc})")
+        else:
+            if self.on_settled:
+                self.on_settled(job.fields, outcome)
         try:
             self.writer.add([(job.seq, outcome)])
         except Exception as exc:

@@ -1,0 +1,189 @@
+"""One run's use of the ledger: a lookup before rows are queued, a record after 201 and 409.
+
+``check`` decides a whole read batch with one query, so deciding costs less per row than
+mapping it. ``record`` only queues: a background thread writes the queue every
+``FLUSH_EVERY`` seconds in one short transaction, so the ledger never slows the sending. A
+write that keeps failing stops the run (``on_error``), like a journal that cannot be written.
+"""
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from importer.ledger.fingerprints import (
+    Destination,
+    changed_fields,
+    combined_key,
+    field_prints,
+    fields_key,
+    fields_print,
+    key_values,
+    single_keys,
+)
+from importer.ledger.store import CREATED, EXISTING, Entry, Found, LedgerError, LedgerStore
+from importer.rows.outcomes import Outcome, Status
+from importer.rows.problems import Code
+
+FLUSH_EVERY = 0.2
+WRITE_ATTEMPTS = 4
+RETRY_DELAY = 0.5
+RECORDED_DUPLICATES = frozenset({Code.ALREADY_EXISTS, Code.CREATED_BY_EARLIER_ATTEMPT,
+                                 Code.CREATED_BY_EARLIER_RUN})
+
+
+@dataclass
+class LedgerCounts:
+    """What the ledger did in this run, for the summary."""
+
+    imported_earlier: int = 0
+    changed: int = 0
+    recorded: int = 0
+
+    def used(self, outcome: Outcome) -> None:
+        """Count an outcome ``check`` gave that the run reported."""
+        self.imported_earlier += 1
+        self.changed += outcome.code == Code.CHANGED_SINCE_IMPORT
+
+    def note(self) -> str:
+        """One line for the summary; empty when the ledger changed nothing."""
+        if not self.imported_earlier:
+            return ""
+        changed = f" ({self.changed:,} changed since: see changed-since-import)" \
+            if self.changed else ""
+        return (f"{self.imported_earlier:,} rows imported earlier (the ledger holds them) were "
+                f"not sent{changed}")
+
+
+class RunLedger:
+    """The ledger as one run sees it: one destination, one input file."""
+
+    def __init__(self, store: LedgerStore, destination: Destination, source: str, *,
+                 consult: bool, on_error: Callable[[str], None]) -> None:
+        self.store = store
+        self.source = source
+        self.consult = consult
+        self.on_error = on_error
+        self.counts = LedgerCounts()
+        number = store.destination_number(destination.endpoint, destination.token_print,
+                                          destination.digest, create=True)
+        assert number is not None
+        self.destination = number
+        self._pending: list[Entry] = []
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._failed = ""
+        self._writer = threading.Thread(target=self._write_loop, name="ledger-writer",
+                                        daemon=True)
+        self._writer.start()
+
+    def check(self, rows: Sequence[int],
+              fields: Sequence[Mapping[str, str]]) -> list[Outcome | None]:
+        """For each row, its outcome when the ledger holds it (not to be sent), else None."""
+        if not self.consult or not rows:
+            return [None] * len(rows)
+        wanted: list[list[str]] = []
+        prints: list[str] = []
+        for row_fields in fields:
+            keys = key_values(row_fields)
+            lookup = single_keys(keys)
+            printed = ""
+            if not lookup:
+                printed = fields_print(row_fields)
+                lookup = [fields_key(printed)]
+            elif (combined := combined_key(keys)):
+                lookup.append(combined)
+            wanted.append(lookup)
+            prints.append(printed)
+        found = self.store.lookup(self.destination, [k for keys in wanted for k in keys])
+        if not found:
+            return [None] * len(rows)
+        hits = [next((found[k] for k in keys if k in found), None) for keys in wanted]
+        return self._outcomes(rows, fields, hits, prints)
+
+    def _outcomes(self, rows: Sequence[int], fields: Sequence[Mapping[str, str]],
+                  hits: list[Found | None], prints: list[str]) -> list[Outcome | None]:
+        changed: dict[int, Found] = {}
+        for index, hit in enumerate(hits):
+            if hit is not None and (prints[index] or fields_print(fields[index])) \
+                    != hit.fields_print:
+                changed[index] = hit
+        before = self.store.field_prints([hit.entry for hit in changed.values()])
+        outcomes: list[Outcome | None] = []
+        for index, hit in enumerate(hits):
+            if hit is None:
+                outcomes.append(None)
+            elif index in changed:
+                names = changed_fields(before.get(hit.entry, {}), fields[index])
+                outcomes.append(_changed(rows[index], hit, names))
+            else:
+                outcomes.append(_imported_earlier(rows[index], hit))
+        return outcomes
+
+    def record(self, fields: Mapping[str, str], outcome: Outcome, *, fresh: bool) -> None:
+        """Queue a settled outcome: 201s and 409s, ``fresh`` from this run's requests, or
+        carried over from the journal of an earlier run (which never replace entries)."""
+        answer = _answer(outcome)
+        if not answer:
+            return
+        entry = Entry(key_values(fields), fields_print(fields), field_prints(fields),
+                      outcome.id, answer, _now(), self.source, outcome.row,
+                      replaces=fresh and outcome.status == Status.CREATED)
+        with self._lock:
+            self._pending.append(entry)
+
+    def close(self) -> None:
+        """Write what is queued; a failure is reported through ``on_error``."""
+        self._closed.set()
+        self._writer.join()
+        self._flush_now()
+
+    def _write_loop(self) -> None:
+        while not self._closed.wait(FLUSH_EVERY):
+            self._flush_now()
+
+    def _flush_now(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch or self._failed:
+            return
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                self.counts.recorded += self.store.record(self.destination, batch)
+                return
+            except LedgerError as exc:
+                if attempt == WRITE_ATTEMPTS - 1:
+                    self._failed = str(exc)
+                    self.on_error(f"cannot write the ledger: {exc}; rerun with --resume once it "
+                                  "works again (the journal holds every outcome, and resuming "
+                                  "hands them to the ledger)")
+                    return
+                time.sleep(RETRY_DELAY * 2**attempt)
+
+
+def _answer(outcome: Outcome) -> str:
+    if outcome.status == Status.CREATED:
+        return CREATED
+    if outcome.status == Status.DUPLICATE and outcome.code in RECORDED_DUPLICATES:
+        return CREATED if outcome.code == Code.CREATED_BY_EARLIER_RUN else EXISTING
+    return ""
+
+
+def _where(hit: Found) -> str:
+    verb = "imported" if hit.answer == CREATED else "found existing (HTTP 409)"
+    return f"{verb} on {hit.imported_at[:10]} from {hit.file} row {hit.row}"
+
+
+def _imported_earlier(row: int, hit: Found) -> Outcome:
+    return Outcome.problem(row, Code.IMPORTED_EARLIER, record_id=hit.record_id,
+                           where=_where(hit))
+
+
+def _changed(row: int, hit: Found, names: list[str]) -> Outcome:
+    return Outcome.problem(row, Code.CHANGED_SINCE_IMPORT, record_id=hit.record_id,
+                           where=_where(hit), fields=", ".join(names) or "some fields")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,229 @@
+"""The ledger in whole runs: reruns into new results files, cumulative exports, concurrent
+runs, crashes between the journal and the ledger, and --no-ledger. Every scenario runs on the
+SQLite ledger and on a real PostgreSQL server."""
+
+import csv
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from importer.ledger import ledger as ledger_module
+from importer.ledger import open_store
+from importer.ledger.store import LedgerError
+from tests.conftest import PLAIN_MAPPING, TOKEN, read_results
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where this test's ledger is: ``ROUTERA_LEDGER`` points every run there."""
+    location = (str(tmp_path / "ledger.sqlite3") if request.param == "sqlite"
+                else request.getfixturevalue("postgres_url"))
+    monkeypatch.setenv("ROUTERA_LEDGER", location)
+    return location
+
+
+def write_export(path: Path, numbers: range, keyless: bool = True,
+                 phone: str = "") -> dict[int, dict[str, str]]:
+    """Rows numbered ``i``; every 5th has no email or external_id (when ``keyless``)."""
+    rows = {}
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["Customer ID", "First Name", "Last Name", "Email", "Zip"])
+        for i in numbers:
+            bare = keyless and i % 5 == 0
+            row = ["" if bare else f"C{i:05d}", f"Zoë{i}", f"Núñez{i}{phone}",
+                   "" if bare else f"P{i}@Example.com", f"{i % 100000:05d}"]
+            out.writerow(row)
+            rows[i] = dict(zip(["external_id", "first_name", "last_name", "email", "postal_code"],
+                               row, strict=True))
+    return rows
+
+
+@pytest.fixture
+def mapping(tmp_path: Path) -> Path:
+    path = tmp_path / "m.yaml"
+    path.write_text(PLAIN_MAPPING, encoding="utf-8")
+    return path
+
+
+def run(cli, export: Path, mapping: Path, api, results: str, *flags: object):
+    return cli("run", export, "--mapping", mapping, "--api-url", api.url,
+               "--results", export.with_name(results), *flags)
+
+
+def sent(api) -> int:
+    return sum(api.stats.values())
+
+
+def test_a_rerun_into_a_new_results_file_sends_nothing_and_reports_ids(
+        cli, sandbox, tmp_path: Path, mapping: Path, ledger: str) -> None:
+    export = tmp_path / "contacts-2026-11-20.csv"
+    write_export(export, range(300))
+    assert run(cli, export, mapping, sandbox, "night1.csv").code == 0
+    first = {r["row"]: r["id"] for r in read_results(tmp_path / "night1.csv")}
+    before = sent(sandbox)
+    again = run(cli, export, mapping, sandbox, "night2.csv")
+    assert again.code == 0
+    assert sent(sandbox) == before, "nothing sent, keyless rows included"
+    assert len(sandbox.store.records()) == 300
+    rows = read_results(tmp_path / "night2.csv")
+    assert {(r["status"], r["error_code"]) for r in rows} == {("duplicate", "imported-earlier")}
+    assert {r["row"]: r["id"] for r in rows} == first
+    assert rows[15]["error"] == ("imported on " + rows[15]["error"][12:22] +
+                                 " from contacts-2026-11-20.csv row 17; not sent again")
+    assert "note: 300 rows imported earlier (the ledger holds them) were not sent" in again.out
+
+
+def test_a_cumulative_export_sends_only_its_new_rows(cli, sandbox, tmp_path: Path,
+                                                     mapping: Path, ledger: str) -> None:
+    export = tmp_path / "all-contacts.csv"
+    write_export(export, range(200))
+    assert run(cli, export, mapping, sandbox, "monday.csv").code == 0
+    write_export(export, range(230))
+    before = sent(sandbox)
+    assert run(cli, export, mapping, sandbox, "tuesday.csv").code == 0
+    assert sent(sandbox) - before == 30
+    counts = Counter((r["status"], r["error_code"]) for r in read_results(
+        tmp_path / "tuesday.csv"))
+    assert counts == {("duplicate", "imported-earlier"): 200, ("created", ""): 30}
+    assert len(sandbox.store.records()) == 230
+
+
+def test_a_changed_row_is_not_sent_and_names_the_changed_fields(cli, sandbox, tmp_path: Path,
+                                                                mapping: Path,
+                                                                ledger: str) -> None:
+    export = tmp_path / "e.csv"
+    write_export(export, range(1, 4), keyless=False)
+    assert run(cli, export, mapping, sandbox, "a.csv").code == 0
+    write_export(export, range(1, 4), keyless=False, phone="-Smith")
+    before = sent(sandbox)
+    assert run(cli, export, mapping, sandbox, "b.csv").code == 0
+    assert sent(sandbox) == before
+    row = read_results(tmp_path / "b.csv")[0]
+    assert (row["status"], row["error_code"]) == ("duplicate", "changed-since-import")
+    assert "changed since: last_name;" in row["error"] and row["id"]
+
+
+def test_no_ledger_sends_everything_and_recreated_records_replace_old_ids(
+        cli, sandbox, tmp_path: Path, mapping: Path, ledger: str) -> None:
+    """After records were deleted in the CRM: --no-ledger creates them again, and the ledger
+    then holds the new ids."""
+    export = tmp_path / "e.csv"
+    write_export(export, range(10))
+    assert run(cli, export, mapping, sandbox, "a.csv").code == 0
+    sandbox.store._db.execute("DELETE FROM contacts")
+    before = sent(sandbox)
+    assert run(cli, export, mapping, sandbox, "b.csv", "--no-ledger").code == 0
+    assert sent(sandbox) - before == 10
+    new_ids = {r["row"]: r["id"] for r in read_results(tmp_path / "b.csv")}
+    assert run(cli, export, mapping, sandbox, "c.csv").code == 0
+    rows = read_results(tmp_path / "c.csv")
+    assert {r["row"]: r["id"] for r in rows} == new_ids
+    assert {r["error_code"] for r in rows} == {"imported-earlier"}
+
+
+def test_409_answers_are_recorded_so_the_next_night_does_not_ask(
+        cli, sandbox, tmp_path: Path, mapping: Path, ledger: str) -> None:
+    export = tmp_path / "e.csv"
+    write_export(export, range(1, 6), keyless=False)
+    assert run(cli, export, mapping, sandbox, "a.csv", "--ledger",
+               tmp_path / "elsewhere.sqlite3").code == 0
+    assert run(cli, export, mapping, sandbox, "b.csv").code == 0
+    assert {r["error_code"] for r in read_results(tmp_path / "b.csv")} == {"already-exists"}
+    before = sent(sandbox)
+    assert run(cli, export, mapping, sandbox, "c.csv").code == 0
+    assert sent(sandbox) == before
+    assert {r["error"][:27] for r in read_results(tmp_path / "c.csv")} == {
+        "found existing (HTTP 409) o"}
+
+
+def test_a_crash_between_journal_and_ledger_is_repaired_by_resume(
+        cli, sandbox, tmp_path: Path, mapping: Path, ledger: str) -> None:
+    """The ledger lost a run's entries (as if the process died before its last write): the
+    journal still has them, and --resume hands them to the ledger without sending."""
+    export = tmp_path / "e.csv"
+    write_export(export, range(50))
+    assert run(cli, export, mapping, sandbox, "a.csv", "--ledger",
+               tmp_path / "lost.sqlite3").code == 0
+    before = sent(sandbox)
+    assert run(cli, export, mapping, sandbox, "a.csv", "--resume").code == 0
+    assert sent(sandbox) == before
+    assert run(cli, export, mapping, sandbox, "b.csv").code == 0
+    assert sent(sandbox) == before, "keyless rows are recognised from the re-offered entries"
+    assert {r["error_code"] for r in read_results(tmp_path / "b.csv")} == {"imported-earlier"}
+
+
+def _importer(*args: object) -> subprocess.Popen[str]:
+    env = {**os.environ, "ROUTERA_API_TOKEN": TOKEN, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "importer", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_concurrent_runs_share_the_ledger(cli, make_sandbox, tmp_path: Path, mapping: Path,
+                                              ledger: str) -> None:
+    """Two exports at once into one ledger, overlapping in keyed rows (keyless rows sent by two
+    runs at the same moment cannot be told apart by anyone: see the README); then the
+    cumulative export into a new results file sends nothing and reports every id."""
+    api = make_sandbox(latency=0.005)
+    first, second = tmp_path / "east.csv", tmp_path / "west.csv"
+    write_export(first, range(0, 200))
+    write_export(second, [i for i in range(100, 300) if i >= 200 or i % 5])
+    runs = [_importer("run", path, "--mapping", mapping, "--api-url", api.url, "--quiet",
+                      "--results", path.with_suffix(".results.csv"), "--concurrency", "4")
+            for path in (first, second)]
+    for process in runs:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, out + err
+    assert len(api.store.records()) == 300
+    everything = tmp_path / "everything.csv"
+    write_export(everything, range(0, 300))
+    created = {r["id"] for path in (first, second)
+               for r in read_results(path.with_suffix(".results.csv")) if r["status"] == "created"}
+    before = sent(api)
+    assert run(cli, everything, mapping, api, "all.csv").code == 0
+    assert sent(api) == before
+    rows = read_results(tmp_path / "all.csv")
+    assert {r["error_code"] for r in rows} == {"imported-earlier"}
+    assert {r["id"] for r in rows} == created
+
+
+def test_a_ledger_that_cannot_be_written_stops_the_run(cli, sandbox, tmp_path: Path,
+                                                       mapping: Path, ledger: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(self: object, destination: int, entries: object) -> int:
+        raise LedgerError("ledger test: disk I/O error")
+
+    monkeypatch.setattr(ledger_module, "RETRY_DELAY", 0.0)
+    store = type(open_store(ledger))
+    monkeypatch.setattr(store, "record", broken)
+    export = tmp_path / "e.csv"
+    write_export(export, range(5))
+    result = run(cli, export, mapping, sandbox, "a.csv")
+    assert result.code == 3
+    assert "STOPPED: cannot write the ledger: ledger test: disk I/O error; rerun with --resume" \
+        in result.out
+
+
+def test_an_unusable_ledger_refuses_the_run_before_sending(cli, sandbox, tmp_path: Path,
+                                                           mapping: Path) -> None:
+    export = tmp_path / "e.csv"
+    write_export(export, range(5))
+    (tmp_path / "folder").mkdir()
+    result = run(cli, export, mapping, sandbox, "a.csv", "--ledger", tmp_path / "folder")
+    assert result.code == 2
+    assert result.err.startswith("routera-import: error: ledger ")
+    assert sent(sandbox) == 0
+
+
+def test_a_dry_run_does_not_touch_the_ledger(cli, sandbox, tmp_path: Path, mapping: Path,
+                                             private_ledger: Path) -> None:
+    export = tmp_path / "e.csv"
+    write_export(export, range(5))
+    assert run(cli, export, mapping, sandbox, "a.csv", "--dry-run").code == 0
+    assert not private_ledger.exists()
