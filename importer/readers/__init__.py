@@ -60,9 +60,10 @@ def open_table(path: Path, options: ReadOptions) -> Table:
                   f"{DELIMITER_NAMES.get(delimiter, repr(delimiter))}-separated")
         return Table(path, chunks, header_row=options.header_row, strict_width=True,
                      detail=detail, total_rows=count_lines(path))
-    chunks, offset, sheet, height = read_workbook(path, kind, options.sheet)
-    return Table(path, chunks, header_row=options.header_row, column_offset=offset,
-                 detail=f"{kind.upper()}, sheet {sheet!r}", total_rows=height)
+    sheet = read_workbook(path, kind, options.sheet)
+    return Table(path, sheet.chunks, header_row=options.header_row, column_offset=sheet.offset,
+                 detail=f"{kind.upper()}, sheet {sheet.name!r}", total_rows=sheet.height,
+                 merged=sheet.merged)
 
 
 def describe(table: Table) -> str:

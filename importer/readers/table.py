@@ -70,6 +70,7 @@ class Table:
         strict_width: bool = False,
         detail: str = "",
         total_rows: int | None = None,
+        merged: list[tuple[int, int, int, int]] | None = None,
     ) -> None:
         self.path = path
         self.detail = detail
@@ -78,6 +79,7 @@ class Table:
         self.stats = ReadStats()
         self._strict_width = strict_width
         self._chunks = chunks
+        self._merges = _MergedDown(merged or [], column_offset)
         self._head = self._read_head(header_row)
         self.header_row_explicit = header_row is not None
         self.header_row = header_row or self._first_non_empty_row()
@@ -193,6 +195,8 @@ class Table:
             if not _has_text(cells):
                 self.stats.empty_rows += 1
                 continue
+            if number in self._merges.rows:
+                self._merges.apply(number, cells)
             index = len(batch.rows)
             if len(cells) != width:
                 cells = self._fit(cells, width, number, index, batch)
@@ -219,6 +223,31 @@ class Table:
             index = index_of.get(chunk.first_row + local)
             if index is not None and col < len(self.headers):
                 batch.cell_problems[(index, col)] = problem
+
+
+class _MergedDown:
+    """Ranges merged down several rows show their value on every row: each data row of such a
+    range gets the value of its first cell. Rows are 1-based, columns local to the table.
+
+    Only the range's first column is filled (a range merged across columns shows one value,
+    not one per column), and only from a data row: a first cell in the header or above it is
+    never read here, so a merged header never spills into the data."""
+
+    def __init__(self, merged: list[tuple[int, int, int, int]], offset: int) -> None:
+        self.rows: dict[int, list[tuple[int, int]]] = {}
+        for top, left, bottom, _ in merged:
+            for row in range(top + 1, bottom + 2):
+                self.rows.setdefault(row, []).append((left - offset, top + 1))
+        self.values: dict[tuple[int, int], str] = {}
+
+    def apply(self, number: int, cells: list[str]) -> None:
+        for column, first in self.rows[number]:
+            if not 0 <= column < len(cells):
+                continue
+            if number == first:
+                self.values[(first, column)] = cells[column]
+            elif not cells[column].strip():
+                cells[column] = self.values.get((first, column), "")
 
 
 def looks_binary(sample: str) -> bool:

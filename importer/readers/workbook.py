@@ -9,6 +9,7 @@ its prolog parsed with defusedxml, so zip bombs and entity bombs are refused, no
 import datetime as dt
 import zipfile
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import IO
@@ -18,6 +19,7 @@ from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import ParseError, iterparse
 
 from importer.errors import InputError
+from importer.readers.ods_cells import OdsDetails, ods_details
 from importer.readers.table import (
     CHUNK_ROWS,
     MAX_COLUMNS,
@@ -83,8 +85,23 @@ def _check_xml(path: Path, name: str, stream: IO[bytes]) -> None:
                          "export it again") from exc
 
 
-def read_workbook(path: Path, kind: str,
-                  sheet: str | None) -> tuple[Iterator[RawChunk], int, str, int]:
+@dataclass
+class SheetRead:
+    """One sheet's rows as text, with what the table needs to know about its layout.
+
+    ``merged`` ranges are (first row, first column, last row, last column), 0-based, like
+    ``hidden_rows`` and ``hidden_columns``; columns count from the sheet's column A."""
+
+    chunks: Iterator[RawChunk]
+    offset: int
+    name: str
+    height: int
+    merged: list[tuple[int, int, int, int]] = field(default_factory=list)
+    hidden_rows: set[int] = field(default_factory=set)
+    hidden_columns: set[int] = field(default_factory=set)
+
+
+def read_workbook(path: Path, kind: str, sheet: str | None) -> SheetRead:
     """Rows of one sheet as text, its first column index, its name and its last row number."""
     try:
         book = python_calamine.CalamineWorkbook.from_path(str(path))
@@ -100,7 +117,15 @@ def read_workbook(path: Path, kind: str,
     offset = data.start[1] if data.start else 0
     height = data.end[0] + 1 if data.end else 0
     details = cell_details(str(path), name) if kind == "xlsx" else CellDetails()
-    return _chunks(path, data, _Details(details)), offset, name, height
+    ods = ods_details(str(path), name) if kind == "ods" else OdsDetails()
+    merged = ods.merged if kind == "ods" else _merged(data)
+    chunks = _chunks(path, data, _Details(details, ods.shown))
+    return SheetRead(chunks, offset, name, height, merged, ods.hidden_rows, ods.hidden_columns)
+
+
+def _merged(data: python_calamine.CalamineSheet) -> list[tuple[int, int, int, int]]:
+    ranges = data.merged_cell_ranges or []
+    return [(top, left, bottom, right) for (top, left), (bottom, right) in ranges]
 
 
 def _choose_sheet(path: Path, book: python_calamine.CalamineWorkbook, wanted: str | None) -> str:
@@ -133,8 +158,10 @@ def _calamine_message(path: Path, kind: str, exc: Exception) -> str:
 class _Details:
     """``CellDetails`` grouped by row, applied to each row's text as it is read."""
 
-    def __init__(self, details: CellDetails) -> None:
+    def __init__(self, details: CellDetails, shown: dict[tuple[int, int], str]) -> None:
         self.rows: dict[int, list[tuple[int, str, str]]] = {}
+        for (row, column), text in shown.items():
+            self.rows.setdefault(row, []).append((column, "shown", text))
         for (row, column), pattern in details.padded.items():
             self.rows.setdefault(row, []).append((column, "pad", pattern))
         for (row, column), text in details.errors.items():
@@ -148,6 +175,8 @@ class _Details:
                 continue
             if kind == "pad":
                 _pad(cells, values, local, detail)
+            elif kind == "shown":
+                cells[local] = detail
             else:
                 chunk.cell_problems[(index, local)] = Code.CELL_ERROR.problem(
                     cell=f"{column_letter(column)}{row + 1}", error=detail)
