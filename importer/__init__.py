@@ -23,7 +23,9 @@ from importer.errors import (
     MappingError,
     ResumeError,
 )
+from importer.results.frame import results_frame
 from importer.rows.outcomes import Status
+from importer.runs.records import import_frame, import_rows
 from importer.runs.reporting import Progress, RunStart
 from importer.runs.runner import RunOptions, RunSummary, run_import
 from importer.runs.stopping import Stop
@@ -42,5 +44,8 @@ __all__ = [
     "Status",
     "Stop",
     "__version__",
+    "import_frame",
+    "import_rows",
+    "results_frame",
     "run_import",
 ]

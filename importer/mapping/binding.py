@@ -53,6 +53,11 @@ class BoundMapping:
         self.columns_used = sorted({c for f in self._fields for c in f.columns})
         self.column_of = {f.spec.name: f.columns[0] for f in self._fields
                           if f.spec.columns and f.columns}
+        self.fields_of: dict[int, list[str]] = defaultdict(list)
+        """The fields each column feeds (a column can feed several, through templates)."""
+        for bound in self._fields:
+            for column in bound.columns:
+                self.fields_of[column].append(bound.spec.name)
 
     def _bind(self, spec: FieldSpec) -> _BoundField:
         if spec.value is not None:

@@ -90,17 +90,23 @@ def read_outcomes(path: Path) -> dict[int, Outcome]:
     A last line cut short by a crash is dropped; neutralising apostrophes are taken off.
     """
     try:
-        rows = _read_rows(path)
+        rows = read_result_rows(path)
     except (OSError, ValueError, KeyError) as exc:
         raise ResumeError(f"{path}: cannot be read as earlier results ({exc})") from exc
     outcomes = {}
     for row in rows:
         try:
-            outcome = Outcome.from_record(_unneutralised(row))
+            outcome = Outcome.from_record(row)
         except (KeyError, ValueError):
             continue
         outcomes[outcome.row] = outcome
     return outcomes
+
+
+def read_result_rows(path: Path) -> list[dict[str, object]]:
+    """A results file's rows as written (neutralising apostrophes taken off); a last line cut
+    short by a crash is dropped."""
+    return [_unneutralised(row) for row in _read_rows(path)]
 
 
 def _read_rows(path: Path) -> list[dict[str, object]]:

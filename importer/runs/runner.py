@@ -157,12 +157,32 @@ def run_import(
     goes; ``on_progress`` then gets snapshots of the finished rows, from a thread of the run's
     own (see ``importer.runs.reporting``), the last one with ``final`` set.
     """
-    environ = os.environ if environ is None else environ
     started = _now()
     mapping = load_mapping(options.mapping)
     read = ReadOptions(options.sheet, options.header_row, options.encoding, options.delimiter)
     table = open_table(options.input, read.with_defaults(
         mapping.sheet, mapping.header_row, mapping.encoding, mapping.delimiter))
+    return run_table(options, mapping, table, lambda: file_digest(options.input),
+                     started=started, stop=stop, on_progress=on_progress, session=session,
+                     environ=environ, on_start=on_start)
+
+
+def run_table(
+    options: RunOptions,
+    mapping: ColumnMapping,
+    table: Table,
+    digest: Callable[[], str],
+    *,
+    started: datetime,
+    stop: threading.Event | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    session: requests.Session | None = None,
+    environ: EnvMapping[str, str] | None = None,
+    on_start: Callable[[RunStart], None] | None = None,
+) -> RunSummary:
+    """Import a table that is already open, whatever it was read from (a file, rows in memory);
+    ``digest`` names its content, so resume can tell whether it changed."""
+    environ = os.environ if environ is None else environ
     bound, note = bind(mapping, table)
     results, results_note = _results_path(options)
     _refuse_unsafe_targets(results, options)
@@ -171,6 +191,7 @@ def run_import(
                         object_name=mapping.object, environ=environ)
     with where as (target, api_note), ResultsLock(results) as lock:
         run = _Run(options, mapping, table, bound, results, target, stop or Stop())
+        run.digest = digest
         run.summary.started = started
         run.summary.notes += [n for n in (note, results_note, lock.note) if n]
         run.summary.api = api_note
@@ -247,6 +268,7 @@ class _Run:
         self.settled: list[tuple[int, Outcome]] = []
         self.writer: ResultsWriter
         self.ledger: RunLedger | None = None
+        self.digest: Callable[[], str] = lambda: file_digest(options.input)
 
     def run(self, on_start: Callable[[RunStart], None] | None,
             on_progress: Callable[[Progress], None] | None,
@@ -347,7 +369,7 @@ class _Run:
         """What must be unchanged for earlier results to still describe these rows."""
         assert self.target is not None
         return {
-            "input": file_digest(self.options.input),
+            "input": self.digest(),
             "mapping": self.mapping.digest,
             "sheet": self.options.sheet or self.mapping.sheet,
             "header_row": self.table.header_row,
