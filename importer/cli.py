@@ -87,6 +87,10 @@ def _run_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]")
     run.add_argument("--overwrite", action="store_true",
                      help="replace an existing --results file even though routera-import did not "
                      "write it (symbolic links are refused all the same)")
+    run.add_argument("--errors", type=Path, metavar="PATH",
+                     help="file of the rows to fix and import again: .csv or .xlsx (default: "
+                     "next to the results, <stem>.errors.csv, or .xlsx for a workbook input); "
+                     "written only when a row was not created or duplicate")
     read = run.add_argument_group("reading the input")
     read.add_argument("--sheet", metavar="NAME", help="workbook sheet: name or 1-based number "
                       "(default: the mapping's sheet, else the first visible sheet)")
@@ -221,7 +225,7 @@ def _run(args: argparse.Namespace) -> int:
         sandbox=args.sandbox, sandbox_db=args.sandbox_db, api_url=args.api_url,
         resume=args.resume, force=args.force, retry_unknown=args.retry_unknown,
         strict=args.strict, overwrite=args.overwrite, ledger=args.ledger,
-        no_ledger=args.no_ledger,
+        no_ledger=args.no_ledger, errors=args.errors,
     )
     stop = Stop()
     display = ProgressDisplay(sys.stderr, quiet=args.quiet)
@@ -344,6 +348,9 @@ def _render(summary: RunSummary) -> None:
         skipped.append(f"{summary.rows_above_header:,} rows above the header")
     if skipped:
         lines.append(f"  not data  {', '.join(skipped)}")
+    if summary.errors:
+        lines.append(f"  to fix    {summary.errors_rows:>9,} rows in {summary.errors}: fix them "
+                     "there and run that file with the same mapping")
     lines.extend(f"  note: {note}" for note in summary.notes)
     for preview in summary.previews:
         lines.append(f"  preview row {preview['row']}: "

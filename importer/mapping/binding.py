@@ -13,6 +13,7 @@ from importer.errors import MappingError
 from importer.mapping.spec import ColumnMapping, FieldSpec, template_parts
 from importer.readers import Table
 from importer.readers.table import SourceBatch
+from importer.rows.outcomes import ERRORS_COLUMNS
 from importer.rows.problems import Code, RowProblem
 
 Column = list[str | None]
@@ -105,7 +106,12 @@ def bind(mapping: ColumnMapping, table: Table) -> tuple[BoundMapping, str | None
 
 
 class _HeaderIndex:
-    """Finds columns: exact name after trimming, then ignoring case and whitespace."""
+    """Finds columns: exact name after trimming, then ignoring case and whitespace.
+
+    An errors file of an earlier run (see ``importer.results.errors_file``) starts with four
+    columns of its own (``row``, ``status``, ``error_code``, ``error``); they are skipped, so
+    the same mapping imports the fixed rows even when the export has a ``Status`` column too.
+    """
 
     def __init__(self, mapping: ColumnMapping, headers: list[str], labels: Callable[[int], str],
                  source: str) -> None:
@@ -115,8 +121,9 @@ class _HeaderIndex:
         self.labels = labels
         self.exact: dict[str, list[int]] = defaultdict(list)
         self.loose: dict[str, list[int]] = defaultdict(list)
+        skip = len(ERRORS_COLUMNS) if tuple(headers[:len(ERRORS_COLUMNS)]) == ERRORS_COLUMNS else 0
         for i, header in enumerate(headers):
-            if header:
+            if header and i >= skip:
                 self.exact[header].append(i)
                 self.loose[_loose(header)].append(i)
 

@@ -63,7 +63,7 @@ def open_table(path: Path, options: ReadOptions) -> Table:
     sheet = read_workbook(path, kind, options.sheet)
     return Table(path, sheet.chunks, header_row=options.header_row, column_offset=sheet.offset,
                  detail=f"{kind.upper()}, sheet {sheet.name!r}", total_rows=sheet.height,
-                 merged=sheet.merged)
+                 merged=sheet.merged, sheet=sheet.name)
 
 
 def describe(table: Table) -> str:

@@ -71,8 +71,11 @@ class Table:
         detail: str = "",
         total_rows: int | None = None,
         merged: list[tuple[int, int, int, int]] | None = None,
+        sheet: str | None = None,
     ) -> None:
         self.path = path
+        self.sheet = sheet
+        """The sheet read, for a workbook; ``None`` for text files."""
         self.detail = detail
         self.total_rows = total_rows
         self.column_offset = column_offset

@@ -17,6 +17,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -145,9 +146,13 @@ class _Format(Protocol):
 class ResultsWriter:
     """Takes outcomes in any order (from any thread) and writes them in input order."""
 
-    def __init__(self, path: Path, *, durable: bool = True) -> None:
-        """``durable``: fsync every second (a dry run can simply be run again, so it does not)."""
+    def __init__(self, path: Path, *, durable: bool = True,
+                 on_written: Callable[[int, list[Outcome]], None] | None = None) -> None:
+        """``durable``: fsync every second (a dry run can simply be run again, so it does not).
+        ``on_written(first, outcomes)`` sees the rows from ``first`` on as they are written,
+        in row order (the errors file follows the results this way)."""
         self.path = path
+        self.on_written = on_written
         self.durable = durable
         self.counts: dict[Status, int] = dict.fromkeys(Status, 0)
         self._format = _open_format(path)
@@ -184,6 +189,8 @@ class ResultsWriter:
 
     def _write(self, outcomes: list[Outcome]) -> None:
         self._format.write(outcomes)
+        if self.on_written is not None:
+            self.on_written(self._next - len(outcomes), outcomes)
         sync = self.durable and time.monotonic() - self._last_sync >= SYNC_EVERY
         self._format.flush(sync=sync)
         if sync:
@@ -205,6 +212,9 @@ class ResultsWriter:
         with self._cond:
             if self._pending:
                 self._format.write([self._pending[k] for k in sorted(self._pending)])
+                if self.on_written is not None:
+                    for seq in sorted(self._pending):
+                        self.on_written(seq, [self._pending[seq]])
                 self._pending.clear()
             self._format.close(summary)
 

@@ -8,6 +8,8 @@ from importer.rows.status import Status
 __all__ = ["FINAL", "IDENTITY_FIELDS", "Outcome", "Status"]
 
 IDENTITY_FIELDS = ("external_id", "email", "first_name", "last_name")
+ERRORS_COLUMNS = ("row", "status", "error_code", "error")
+"""The columns an errors file puts before a row's original cells (skipped when binding)."""
 NO_IDENTITY = ("", "", "", "")
 
 FINAL = frozenset({Status.CREATED, Status.DUPLICATE, Status.INVALID, Status.REJECTED})

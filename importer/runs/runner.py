@@ -23,6 +23,7 @@ from importer.ledger import destination as ledger_destination
 from importer.mapping.binding import BoundMapping, MappedBatch, bind
 from importer.mapping.spec import ColumnMapping, load_mapping
 from importer.readers import ReadOptions, Table, describe, open_table
+from importer.results.errors_file import ErrorsFile, check_errors_path, default_errors_path
 from importer.results.files import refuse_link, refuse_stranger
 from importer.results.writer import (
     ResultsWriter,
@@ -87,6 +88,7 @@ class RunOptions:
     """The ledger's SQLite path or ``postgresql://`` URL (default: ``default_location()``)."""
     no_ledger: bool = False
     """Send every row without consulting the ledger (what is created is still recorded)."""
+    errors: Path | None = None
 
 
 @dataclass
@@ -107,6 +109,10 @@ class RunSummary:
     strict: bool = False
     api: str = ""
     previews: list[dict[str, object]] = field(default_factory=list)
+    errors: Path | None = None
+    """The file of rows to fix and re-import, when there are any."""
+    errors_rows: int = 0
+    error_codes: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -127,6 +133,8 @@ class RunSummary:
             "counts": {str(status): self.counts.get(status, 0) for status in Status},
             "empty_rows": self.empty_rows, "rows_above_header": self.rows_above_header,
             "notes": self.notes, "stop_reason": self.stop_reason, "exit_code": self.exit_code,
+            "errors_file": str(self.errors) if self.errors else None,
+            "error_codes": dict(sorted(self.error_codes.items())),
         }
 
     @property
@@ -186,12 +194,16 @@ def run_table(
     bound, note = bind(mapping, table)
     results, results_note = _results_path(options)
     _refuse_unsafe_targets(results, options)
+    errors = options.errors or default_errors_path(results, workbook=table.sheet is not None)
+    check_errors_path(errors, results=results, input_path=options.input,
+                      overwrite=options.overwrite)
     where = destination(dry_run=options.dry_run, sandbox=options.sandbox,
                         sandbox_db=options.sandbox_db, api_url=options.api_url,
                         object_name=mapping.object, environ=environ)
     with where as (target, api_note), ResultsLock(results) as lock:
         run = _Run(options, mapping, table, bound, results, target, stop or Stop())
         run.digest = digest
+        run.summary.errors = errors
         run.summary.started = started
         run.summary.notes += [n for n in (note, results_note, lock.note) if n]
         run.summary.api = api_note
@@ -269,14 +281,21 @@ class _Run:
         self.writer: ResultsWriter
         self.ledger: RunLedger | None = None
         self.digest: Callable[[], str] = lambda: file_digest(options.input)
+        self.errors: ErrorsFile
 
     def run(self, on_start: Callable[[RunStart], None] | None,
             on_progress: Callable[[Progress], None] | None,
             session: requests.Session | None) -> RunSummary:
         """The journal is created before the results file, so a results file without a journal
         never comes from a run that sent something."""
-        plan, journal = self._start_journal()
-        self.writer = ResultsWriter(self.summary.results, durable=self.target is not None)
+        self.errors = self._open_errors()
+        try:
+            plan, journal = self._start_journal()
+        except BaseException:
+            self.errors.abandon()
+            raise
+        self.writer = ResultsWriter(self.summary.results, durable=self.target is not None,
+                                    on_written=self.errors.written)
         if on_start is not None:
             summary = self.summary
             on_start(RunStart(summary.input, summary.results, summary.source, summary.api,
@@ -297,6 +316,16 @@ class _Run:
                 self._finish()
         return self.summary
 
+    def _open_errors(self) -> ErrorsFile:
+        """The errors file keeps the input's layout where the mapping relies on it."""
+        assert self.summary.errors is not None
+        table, options = self.table, self.options
+        return ErrorsFile(
+            self.summary.errors, table.headers, sheet=table.sheet,
+            blank_rows=table.header_row - 1 if table.header_row_explicit else 0,
+            encoding=options.encoding or self.mapping.encoding,
+            delimiter=options.delimiter or self.mapping.delimiter)
+
     def _close_journal(self, journal: Journal) -> None:
         try:
             journal.close(complete=not self.stop_reason)
@@ -316,6 +345,7 @@ class _Run:
                         self._request_stop("interrupted (Ctrl-C or SIGTERM) before every row "
                                            "was read")
                         return
+                    self.errors.hold(self.seq, batch.cells)
                     mapped = self.bound.apply(batch)
                     self.validator.check(mapped)
                     self._route(mapped, plan, journal, workers)
@@ -517,6 +547,20 @@ class _Run:
         if summary.rows == 0:
             summary.notes.append("no data rows below the header: nothing to do")
         self.writer.close(_summary_sheet(summary, self.mapping))
+        self._close_errors()
+
+    def _close_errors(self) -> None:
+        summary = self.summary
+        try:
+            note = self.errors.close()
+        except OSError as exc:
+            note = f"cannot write the errors file {summary.errors} ({exc.strerror or exc})"
+        summary.errors_rows = self.errors.rows
+        summary.error_codes = dict(self.errors.codes)
+        if not self.errors.rows:
+            summary.errors = None
+        if note:
+            summary.notes.append(note)
 
 
 @contextmanager
