@@ -18,8 +18,9 @@ from pathlib import Path
 from types import FrameType
 
 from importer import __version__
-from importer.errors import ImporterError
-from importer.ledger import LEDGER_ENV
+from importer.errors import ConfigError, ImporterError
+from importer.ledger import LEDGER_ENV, LedgerStore, Selection, default_location, open_store
+from importer.ledger.admin import Chosen, choose, export_csv, view
 from importer.mapping.check import check_mapping
 from importer.mapping.draft import init_mapping
 from importer.progress import ProgressDisplay
@@ -69,6 +70,7 @@ def _parser() -> argparse.ArgumentParser:
     _init_parser(commands)
     _check_parser(commands)
     _sandbox_parser(commands)
+    _ledger_parser(commands)
     return parser
 
 
@@ -214,6 +216,140 @@ def _sandbox_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParse
                         help="store, then answer only after --slow-seconds")
     faults.add_argument("--slow-seconds", type=float, default=5.0, metavar="SECONDS")
     faults.add_argument("--seed", type=int, help="random seed for reproducible faults")
+
+
+def _ledger_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    ledger = commands.add_parser(
+        "ledger", help="show, export or forget what earlier runs imported",
+        description="The import ledger remembers, per destination, every record created (201) "
+        "or found existing (409), so later runs do not send those rows again. These commands "
+        "look at it and edit it; nothing is sent to the API.",
+        epilog="exit codes: 0 done; 2 bad arguments, unknown destination, unreadable ledger, or "
+        "forget refused without confirmation")
+    actions = ledger.add_subparsers(title="actions", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the destinations the ledger holds entries for")
+    listing.set_defaults(command=_ledger_list)
+    _ledger_argument(listing)
+    show = actions.add_parser("show", help="how many entries a destination has, by file")
+    show.set_defaults(command=_ledger_show)
+    export = actions.add_parser("export", help="write a destination's entries as CSV")
+    export.set_defaults(command=_ledger_export)
+    export.add_argument("--output", type=Path, metavar="PATH",
+                        help="CSV file to write (default: standard output)")
+    forget = actions.add_parser(
+        "forget", help="forget entries, so their rows are sent again (after deleting records in "
+        "the CRM)")
+    forget.set_defaults(command=_ledger_forget)
+    forget.add_argument("--all", action="store_true", help="every entry of the destination")
+    forget.add_argument("--yes", action="store_true",
+                        help="do not ask for confirmation (for scripts)")
+    for action in (show, export, forget):
+        _ledger_argument(action)
+        where = action.add_argument_group("which destination (as the run named it)")
+        where.add_argument("--api-url", metavar="URL", help="API base URL (default: "
+                           f"$ROUTERA_API_URL, else https://api.routera.io), with the token in "
+                           f"${TOKEN_ENV}")
+        where.add_argument("--object", default="contacts", metavar="NAME",
+                           help="the mapping's object (default: contacts)")
+        where.add_argument("--sandbox-db", type=Path, metavar="PATH",
+                           help="the sandbox database the run sent to")
+        where.add_argument("--destination", type=_positive_int, metavar="N",
+                           help="destination number N from 'ledger list'")
+    for action in (export, forget):
+        action.add_argument("--file", metavar="NAME",
+                            help="only entries imported from this input file (its name)")
+        action.add_argument("--key", metavar="VALUE",
+                            help="only the entry with this email, external_id or website_url")
+
+
+def _ledger_store(args: argparse.Namespace) -> LedgerStore:
+    return open_store(args.ledger or default_location())
+
+
+def _ledger_chosen(args: argparse.Namespace, store: LedgerStore) -> Chosen:
+    return choose(store, os.environ, number=args.destination, api_url=args.api_url,
+                  object_name=args.object, sandbox_db=args.sandbox_db)
+
+
+def _ledger_list(args: argparse.Namespace) -> int:
+    store = _ledger_store(args)
+    try:
+        known = store.destinations()
+    finally:
+        store.close()
+    lines = [f"ledger {store.location}"]
+    lines += [f"  {info.number:>3}  {info.endpoint}  token {info.token_print or '-'}  "
+              f"{info.entries:,} entries" for info in known]
+    if not known:
+        lines.append("  (empty: no run has recorded anything here yet)")
+    print(_redact("\n".join(lines)))
+    return EXIT_OK
+
+
+def _ledger_show(args: argparse.Namespace) -> int:
+    store = _ledger_store(args)
+    try:
+        shown = view(store, _ledger_chosen(args, store))
+    finally:
+        store.close()
+    lines = [f"ledger {store.location}",
+             f"  {shown.chosen.endpoint} (destination {shown.chosen.number}): "
+             f"{shown.entries:,} entries"]
+    lines += [f"  {count:>9,}  {name}  (imported {first[:10]} .. {last[:10]})"
+              for name, count, first, last in shown.files]
+    print(_redact("\n".join(lines)))
+    return EXIT_OK
+
+
+def _ledger_export(args: argparse.Namespace) -> int:
+    store = _ledger_store(args)
+    try:
+        chosen = _ledger_chosen(args, store)
+        selection = Selection(file=args.file, key=args.key)
+        if args.output is None:
+            export_csv(store, chosen, selection, sys.stdout)
+            return EXIT_OK
+        with args.output.open("w", encoding="utf-8-sig", newline="") as out:
+            written = export_csv(store, chosen, selection, out)
+    finally:
+        store.close()
+    print(f"{written:,} entries written to {args.output}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _ledger_forget(args: argparse.Namespace) -> int:
+    chosen_parts = sum(1 for part in (args.all, args.file is not None, args.key is not None)
+                       if part)
+    if chosen_parts != 1:
+        raise ConfigError("ledger forget needs exactly one of --all, --file NAME or --key VALUE")
+    selection = Selection(file=args.file, key=args.key)
+    store = _ledger_store(args)
+    try:
+        chosen = _ledger_chosen(args, store)
+        count = store.count(chosen.number, selection)
+        what = (f"{count:,} entries of {chosen.endpoint}" + (f" from {args.file}" if args.file
+                else "") + (f" with key {args.key}" if args.key else ""))
+        if count == 0:
+            print(_redact(f"nothing to forget: {what}"))
+            return EXIT_OK
+        if not args.yes and not _confirmed(f"Forget {what}? Their rows will be sent again by "
+                                           "the next run. [y/N] "):
+            raise ConfigError(f"not forgotten: {what} (confirm, or pass --yes in scripts)")
+        gone = store.forget(chosen.number, selection)
+    finally:
+        store.close()
+    print(_redact(f"forgot {gone:,} entries of {chosen.endpoint}"))
+    return EXIT_OK
+
+
+def _confirmed(question: str) -> bool:
+    """Ask on the terminal; without one (cron, a pipe) the answer is no."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        return input(question).strip().lower() in ("y", "yes")
+    except EOFError:
+        return False
 
 
 def _run(args: argparse.Namespace) -> int:

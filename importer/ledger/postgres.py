@@ -57,6 +57,7 @@ INSERT_ENTRY = ("INSERT INTO ledger_entries VALUES (%s, %s, %s, %s, %s, %s, %s, 
 KEEP_KEY = "INSERT INTO ledger_keys VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
 REPLACE_KEY = ("INSERT INTO ledger_keys VALUES (%s, %s, %s) "
                "ON CONFLICT (destination, key) DO UPDATE SET entry = excluded.entry")
+ORDER = "ORDER BY substr(e.imported_at, 1, 10), e.file, e.row"
 HELD = "EXISTS (SELECT 1 FROM ledger_keys AS k WHERE k.entry = e.id)"
 EXPORT = ("SELECT e.email, e.external_id, e.website_url, e.record_id, e.answer, e.imported_at, "
           "e.file, e.row, e.fields_print FROM ledger_entries AS e")
@@ -145,7 +146,7 @@ class PostgresStore:
         where, params = _where(destination, selection)
         with self._transaction() as db:
             rows = db.execute(f"{EXPORT} WHERE {where} AND {HELD} "
-                              "ORDER BY e.imported_at, e.file, e.row", params).fetchall()
+                              f"{ORDER}", params).fetchall()
         yield from rows
 
     def count(self, destination: int, selection: Selection) -> int:

@@ -114,7 +114,7 @@ class LedgerStore(Protocol):
         ...
 
     def entries(self, destination: int, selection: Selection) -> Iterator[tuple[object, ...]]:
-        """Held entries as rows of ``EXPORT_COLUMNS``, oldest first."""
+        """Held entries as rows of ``EXPORT_COLUMNS``: by day imported, then file and row."""
         ...
 
     def count(self, destination: int, selection: Selection) -> int:

@@ -30,11 +30,16 @@ def destination(*, dry_run: bool, sandbox: bool, sandbox_db: Path | None, api_ur
     if sandbox:
         db = sandbox_db or SANDBOX_DB
         with Sandbox(db, token=token or secrets.token_urlsafe(24)) as api:
-            yield (Target(api.url, api.token, object_name, f"sandbox:{db.resolve()}/{object_name}"),
+            yield (Target(api.url, api.token, object_name, sandbox_name(db, object_name)),
                    f"SANDBOX at {api.url} (database {db}), not the real API")
         return
     url = check_base_url(api_url or environ.get(URL_ENV) or DEFAULT_API_URL)
     yield Target(url, _checked(token), object_name), url
+
+
+def sandbox_name(db: Path, object_name: str) -> str:
+    """What identifies a sandbox destination across runs (its port changes every time)."""
+    return f"sandbox:{db.resolve()}/{object_name}"
 
 
 def _checked(token: str) -> str:
