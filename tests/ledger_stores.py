@@ -21,7 +21,8 @@ def entry(fields: dict[str, str], answer: str = CREATED, *, replaces: bool = Fal
                  answer, "2026-11-20T02:30:00Z", file, row, replaces=replaces)
 
 
-def model_machine(open_store: Callable[[], LedgerStore]) -> type[RuleBasedStateMachine]:
+def model_machine(open_store: Callable[[], LedgerStore],
+                  examples: int = 25) -> type[RuleBasedStateMachine]:
     """A stateful test: random records and forgets against a dict model of the key rules."""
 
     class LedgerModel(RuleBasedStateMachine):
@@ -69,6 +70,6 @@ def model_machine(open_store: Callable[[], LedgerStore]) -> type[RuleBasedStateM
                 self.store.close()
 
     LedgerModel.TestCase.settings = settings(
-        max_examples=25, stateful_step_count=12, deadline=None,
+        max_examples=examples, stateful_step_count=12, deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     return LedgerModel

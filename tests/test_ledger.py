@@ -172,17 +172,17 @@ def test_two_concurrent_runs_share_the_ledger(cli, make_sandbox, tmp_path: Path,
     cumulative export into a new results file sends nothing and reports every id."""
     api = make_sandbox(latency=0.005)
     first, second = tmp_path / "east.csv", tmp_path / "west.csv"
-    write_export(first, range(0, 200))
-    write_export(second, [i for i in range(100, 300) if i >= 200 or i % 5])
+    write_export(first, range(0, 100))
+    write_export(second, [i for i in range(50, 150) if i >= 100 or i % 5])
     runs = [_importer("run", path, "--mapping", mapping, "--api-url", api.url, "--quiet",
                       "--results", path.with_suffix(".results.csv"), "--concurrency", "4")
             for path in (first, second)]
     for process in runs:
         out, err = process.communicate(timeout=120)
         assert process.returncode == 0, out + err
-    assert len(api.store.records()) == 300
+    assert len(api.store.records()) == 150
     everything = tmp_path / "everything.csv"
-    write_export(everything, range(0, 300))
+    write_export(everything, range(0, 150))
     created = {r["id"] for path in (first, second)
                for r in read_results(path.with_suffix(".results.csv")) if r["status"] == "created"}
     before = sent(api)

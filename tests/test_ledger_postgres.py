@@ -79,4 +79,4 @@ class TestPostgresModel:
     """The stateful model test of ``ledger_stores``, on PostgreSQL."""
 
     def test_model(self, postgres_url: str) -> None:
-        model_machine(lambda: open_store(postgres_url)).TestCase("runTest").runTest()
+        model_machine(lambda: open_store(postgres_url), examples=8).TestCase("runTest").runTest()
