@@ -41,3 +41,39 @@ def test_a_merged_header_does_not_spill_into_the_data(tmp_path: Path) -> None:
     book.save(tmp_path / "h.xlsx")
     assert _rows(open_table(tmp_path / "h.xlsx", ReadOptions())) == [["", "a@x.io"],
                                                                      ["Bob", "b@x.io"]]
+
+
+SHOWN = [
+    ["Ada", "ada@example.com", "02134", "TRUE", "5", "16:17:36", "295:12:00"],
+    ["Grace", "grace@example.com", "00501", "FALSE", "19.5", "09:05:00", "0:45:00"],
+]
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_the_three_formats_send_what_the_sheet_shows(suffix: str) -> None:
+    """Zip formatted 00000, booleans, 5 formatted 0.00 (sent as 5, not as 0.05), a time of day
+    shown 4:17 PM (sent as ISO 16:17:36), an elapsed time shown 295:12."""
+    rows = _rows(open_table(SHEETS / f"formats.{suffix}", ReadOptions()))
+    expected = [list(row) for row in SHOWN]
+    if suffix == "ods":
+        expected[1][6] = "00:45:00"  # ODS cannot tell an elapsed 0:45 from a time of day
+    assert rows == expected
+
+
+def test_ods_time_values_as_they_show() -> None:
+    from importer.readers.ods_cells import _time_text
+
+    assert _time_text(b"PT16H17M36S") == "16:17:36"
+    assert _time_text(b"PT295H12M00S") == "295:12:00"
+    assert _time_text(b"PT296296H17M36S") == "16:17:36"  # a date-time shown as 4:17 PM
+    assert _time_text(b"-PT1H0M0S") == "-1:00:00"
+    assert _time_text(b"P1DT2H") == ""
+
+
+def test_a_decimal_format_is_not_mistaken_for_zero_padding() -> None:
+    from importer.readers.xlsx_cells import padded_pattern, render
+
+    assert not padded_pattern("0.00")
+    assert not padded_pattern("#,##0")
+    assert render(2134, "00000") == "02134"
+    assert render(123456789, "00000-0000") == "12345-6789"

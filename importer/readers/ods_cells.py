@@ -18,6 +18,9 @@ ATTRIBUTE = re.compile(rb'(?:\w+:)?([\w-]+)="([^"]*)"')
 PARAGRAPH = re.compile(rb"<(?:\w+:)?p\b[^>]*>(.*?)</(?:\w+:)?p>", re.DOTALL)
 MARKUP = re.compile(rb"<[^>]*>")
 PADDED = re.compile(r"[\d\-]+")
+DURATION = re.compile(rb"(-?)PT(\d+)H(\d+)M(\d+)(?:[.,]\d+)?S")
+DAY_HOURS = 24
+DATE_AS_TIME_HOURS = 24 * 366
 MAX_REPEAT = 1 << 20
 
 
@@ -83,7 +86,13 @@ def _cell(details: OdsDetails, xml: bytes, end: int, attributes: dict[bytes, byt
     columns = int(attributes.get(b"number-columns-spanned", b"1") or 1)
     if rows > 1 or columns > 1:
         details.merged.append((row, column, row + rows - 1, column + columns - 1))
-    if empty or attributes.get(b"value-type") != b"float":
+    kind = attributes.get(b"value-type")
+    if kind == b"time":
+        text = _time_text(attributes.get(b"time-value", b""))
+        if text:
+            details.shown[(row, column)] = text
+        return
+    if empty or kind != b"float":
         return
     value = attributes.get(b"value", b"")
     if not value.lstrip(b"-").isdigit():
@@ -91,6 +100,21 @@ def _cell(details: OdsDetails, xml: bytes, end: int, attributes: dict[bytes, byt
     text = _shown_text(xml, end)
     if text and text != value.decode() and PADDED.fullmatch(text) and _same_number(text, value):
         details.shown[(row, column)] = text
+
+
+def _time_text(value: bytes) -> str:
+    """A time cell: a time of day as ISO ``16:17:36``, an elapsed time of a day or more as
+    ``295:12:00`` (as XLSX and XLS ones are sent). A value of more than a year of hours is a
+    date and time shown through a time format (``=NOW()``): its time of day is what shows."""
+    found = DURATION.fullmatch(value)
+    if found is None:
+        return ""
+    sign, hours, minutes, seconds = found.group(1).decode(), *map(int, found.groups()[1:])
+    if hours >= DATE_AS_TIME_HOURS:
+        hours %= DAY_HOURS
+    if hours < DAY_HOURS and not sign:
+        return f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return f"{sign}{hours}:{minutes:02d}:{seconds:02d}"
 
 
 def _shown_text(xml: bytes, end: int) -> str:

@@ -27,6 +27,7 @@ from importer.readers.table import (
     column_letter,
     password_protected,
 )
+from importer.readers.xls_cells import xls_details
 from importer.readers.xlsx_cells import CellDetails, cell_details, render
 from importer.rows.problems import Code
 
@@ -116,7 +117,8 @@ def read_workbook(path: Path, kind: str, sheet: str | None) -> SheetRead:
                          f"{MAX_COLUMNS:,} a contact export can have; check this is the right file")
     offset = data.start[1] if data.start else 0
     height = data.end[0] + 1 if data.end else 0
-    details = cell_details(str(path), name) if kind == "xlsx" else CellDetails()
+    details = (cell_details(str(path), name) if kind == "xlsx"
+               else xls_details(str(path), name) if kind == "xls" else CellDetails())
     ods = ods_details(str(path), name) if kind == "ods" else OdsDetails()
     merged = ods.merged if kind == "ods" else _merged(data)
     chunks = _chunks(path, data, _Details(details, ods.shown))

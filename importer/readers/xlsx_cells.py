@@ -21,7 +21,7 @@ CELL_TAG = re.compile(rb"<(?:\w+:)?c\b([^>]*)>")
 ERROR_VALUE = re.compile(rb"<(?:\w+:)?v>([^<]{1,40})</")
 ATTRIBUTE = re.compile(rb'\b(r|s|t)="([^"]*)"')
 REFERENCE = re.compile(r"([A-Z]+)(\d+)")
-LITERALS = set(" -()/.:+")
+LITERALS = set(" -()/:+")
 
 
 @dataclass
@@ -62,6 +62,11 @@ def render(value: float, pattern: str) -> str | None:
         out.append(digits[start:start + width])
         taken += 1
     return ("-" if value < 0 else "") + "".join(out)
+
+
+def padded_pattern(pattern: str) -> bool:
+    """Whether numbers shown through this format show zeros they do not hold (``00000``)."""
+    return _pieces(pattern) is not None
 
 
 def _pieces(pattern: str) -> list[str | None] | None:

@@ -1,0 +1,55 @@
+"""What calamine does not tell about XLS cells: the number formats that pad with zeros.
+
+Excel 97-2003 files store a format for every cell, as XLSX does; calamine returns only the
+number, so a ZIP code formatted ``00000`` would be sent as ``2134``. xlrd reads the formats
+(``formatting_info``). Measured on a 65,000-row XLS: calamine reads it in 0.6 s, xlrd's
+workbook globals (formats included) in 0.5 s and the sheet's cell formats in 1.8 s more. So the
+globals are read first, and the sheet only when some cell style has a zero-padded format.
+"""
+
+import io
+
+import xlrd
+from xlrd.biffh import XLRDError
+
+from importer.readers.xlsx_cells import CellDetails, padded_pattern
+
+__all__ = ["xls_details"]
+
+
+def xls_details(path: str, sheet: str) -> CellDetails:
+    """Zero-padded number cells of the sheet; nothing when xlrd cannot read the formats (the
+    values calamine read stay as they are)."""
+    try:
+        book = xlrd.open_workbook(path, formatting_info=True, on_demand=True,
+                                  logfile=io.StringIO(), verbosity=0)
+    except (XLRDError, OSError, ValueError, KeyError, IndexError, AssertionError):
+        return CellDetails()
+    try:
+        return _details(book, sheet)
+    except (XLRDError, ValueError, KeyError, IndexError, AssertionError):
+        return CellDetails()
+    finally:
+        book.release_resources()
+
+
+def _details(book: xlrd.Book, sheet: str) -> CellDetails:
+    styles: dict[int, str] = {}
+    for index, xf in enumerate(book.xf_list):
+        shown = book.format_map.get(xf.format_key)
+        if shown is not None and padded_pattern(shown.format_str):
+            styles[index] = shown.format_str
+    if not styles:
+        return CellDetails()
+    data = book.sheet_by_name(sheet)
+    details = CellDetails()
+    for row in range(data.nrows):
+        types = data.row_types(row)
+        for column, kind in enumerate(types):
+            if kind == xlrd.XL_CELL_NUMBER:
+                style = data.cell_xf_index(row, column)
+                if style in styles:
+                    details.padded[(row, column)] = styles[style]
+    return details
+
+
