@@ -169,8 +169,9 @@ def _init_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
         "init", help="print a starting mapping for an export",
         description="Read INPUT's headers, match them to the API's fields (external_id, "
         "first_name, last_name, email, phone, company, job_title, city, country, website_url) "
-        "by name and common synonyms, and print a version 1 mapping to stdout. Columns that "
-        "match nothing are listed as comments.",
+        "by name, common synonyms and then similarity, and print a version 1 mapping to "
+        "stdout; a comment on each line gives the match's confidence (check the ones below "
+        "100%). Columns that match nothing are listed as comments.",
         epilog="example: routera-import init export.xlsx > mappings/export.yaml")
     init.set_defaults(command=_init)
     init.add_argument("input", type=Path, metavar="INPUT", help="the export to read")

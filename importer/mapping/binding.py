@@ -5,6 +5,8 @@ the headers that do exist. Applying works column by column (one list per field p
 because that keeps per-row Python work to a few list comprehensions.
 """
 
+import json
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -137,11 +139,24 @@ class _HeaderIndex:
                 raise self.error(spec, f"column {name!r} appears {len(matches)} times in "
                                  f"{self.source} (columns {where}); rename one of them in the file")
             return matches[0]
+        for name in names:
+            header = self._commented_out(name)
+            if header is not None:
+                quoted = f"{spec.name}: {json.dumps(header, ensure_ascii=False)}"
+                raise self.error(spec, f"field {spec.name!r} maps column {name!r}, which is not "
+                                 f"in {self.source}, but {header!r} is: YAML reads ' #' as the "
+                                 f"start of a comment, so quote it: {quoted}")
         listed = [h for h in self.headers if h][:MAX_LISTED_HEADERS]
         more = ", ..." if len([h for h in self.headers if h]) > MAX_LISTED_HEADERS else ""
         wanted = " or ".join(repr(n) for n in names)
         raise self.error(spec, f"field {spec.name!r} maps column {wanted}, which is not in "
                          f"{self.source}; its headers are: {', '.join(listed)}{more}")
+
+    def _commented_out(self, name: str) -> str | None:
+        """A header that is ``name`` plus `` #...``: an unquoted ``Account #`` in the mapping
+        reaches us as ``Account``, the rest taken for a comment."""
+        pattern = re.compile(re.escape(name) + r"[ \t]+#.*", re.S)
+        return next((h for h in self.headers if pattern.fullmatch(h)), None)
 
     def error(self, spec: FieldSpec, message: str) -> MappingError:
         return MappingError(f"{self.mapping.path} line {spec.line}: {message}")

@@ -1,14 +1,18 @@
 """A first mapping for an export, written from its headers (``routera-import init``).
 
 Headers are matched to the API's known fields by a normalised name (case, spaces and
-punctuation ignored) and common synonyms from real exports. Every column that matches nothing
-is listed as a comment, so nothing is silently left out of the import.
+punctuation ignored) and common synonyms from real exports (HubSpot, Salesforce, Mailchimp,
+German, French and Spanish exports). What is left is matched by similarity (the standard
+library's ``difflib``, enough for typos and spelling variants: ``E-mail Adress``, ``Frist
+Name``); each line says how sure the match is, so a person checks the weak ones. Every column
+that matches nothing is listed as a comment, so nothing is silently left out of the import.
 """
 
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from pathlib import Path
 
 from importer.readers import ReadOptions, Table, open_table
@@ -16,7 +20,8 @@ from importer.readers import ReadOptions, Table, open_table
 KNOWN_FIELDS: dict[str, tuple[str, ...]] = {
     "external_id": ("externalid", "customerid", "customerno", "customernumber", "custid",
                     "clientid", "clientnumber", "accountid", "contactid", "recordid", "crmid",
-                    "memberid", "id", "kundennummer", "kundennr", "reference", "ref"),
+                    "memberid", "memberno", "membernumber", "membershipnumber", "contactno",
+                    "contactnumber", "id", "kundennummer", "kundennr", "reference", "ref"),
     "first_name": ("firstname", "givenname", "forename", "first", "fname", "vorname", "prenom",
                    "nombre"),
     "last_name": ("lastname", "surname", "familyname", "last", "lname", "nachname", "nom",
@@ -24,15 +29,26 @@ KNOWN_FIELDS: dict[str, tuple[str, ...]] = {
     "email": ("email", "emailaddress", "mail", "emailid", "workemail", "businessemail",
               "primaryemail", "courriel", "correo", "emailadresse"),
     "phone": ("phone", "phonenumber", "telephone", "tel", "mobile", "mobilephone", "cell",
-              "cellphone", "mobilenumber", "telefon", "telefono", "handy"),
+              "cellphone", "mobilenumber", "businessphone", "workphone", "telefon", "telefono",
+              "handy", "telephonenumber"),
     "company": ("company", "companyname", "organisation", "organization", "org", "employer",
                 "accountname", "business", "firma", "unternehmen", "societe", "empresa"),
     "job_title": ("jobtitle", "title", "position", "role", "job", "designation"),
-    "city": ("city", "town", "locality", "ort", "stadt", "ville", "ciudad"),
-    "country": ("country", "countryname", "nation", "land", "pays", "pais"),
+    "city": ("city", "town", "locality", "mailingcity", "billingcity", "addresscity", "ort",
+             "stadt", "wohnort", "ville", "ciudad", "localidad"),
+    "country": ("country", "countryname", "countryregion", "mailingcountry", "billingcountry",
+                "addresscountry", "nation", "land", "pays", "pais"),
     "website_url": ("websiteurl", "website", "web", "url", "homepage", "site", "webaddress"),
 }
+CUSTOM_FIELDS: dict[str, tuple[str, ...]] = {
+    "postal_code": ("postalcode", "postcode", "zip", "zipcode", "zippostalcode",
+                    "mailingzippostalcode", "billingzippostalcode", "mailingpostalcode",
+                    "plz", "postleitzahl", "cp", "codepostal", "codigopostal", "cap"),
+}
+"""Synonyms of custom fields many accounts have; used when ``--fields`` names the field."""
 FULL_NAME = ("fullname", "name", "contactname", "customername", "displayname")
+SIMILAR_ENOUGH = 0.8
+SHORTEST_FUZZY = 4
 EMAIL_TRANSFORM = "[trim, lower]"
 PLAIN = re.compile(r"^[A-Za-z][A-Za-z0-9 _.()/-]*$")
 
@@ -43,27 +59,47 @@ def normalised(name: str) -> str:
 
 
 @dataclass(frozen=True)
+class Match:
+    """How a header was matched: ``confidence`` in percent, ``how`` in words."""
+
+    header: str
+    confidence: int
+    how: str
+
+
+@dataclass(frozen=True)
 class Draft:
     """The mapping lines and what could not be matched."""
 
     fields: list[tuple[str, str]]
     unmatched: list[str]
     split_name: str | None
+    matches: dict[str, Match] = field(default_factory=dict)
+    hints: dict[str, str] = field(default_factory=dict)
+    """Unmatched header -> a custom field it looks like (to pass with ``--fields``)."""
 
 
 def draft(headers: list[str], custom_fields: tuple[str, ...] = ()) -> Draft:
-    """Match headers to fields: each field and each header is used at most once."""
+    """Match headers to fields: each field and each header is used at most once.
+
+    First exact names and synonyms, field by field; then, for what is left, the most similar
+    pair first, as long as it is similar enough.
+    """
     candidates = {name: {normalised(s) for s in synonyms} | {normalised(name)}
                   for name, synonyms in KNOWN_FIELDS.items()}
-    candidates.update({name: {normalised(name)} for name in custom_fields})
-    taken: dict[str, str] = {}
+    candidates.update({name: {normalised(name)} | set(CUSTOM_FIELDS.get(name, ()))
+                       for name in custom_fields})
+    matches: dict[str, Match] = {}
     used: set[int] = set()
     for name, names in candidates.items():
         for index, header in enumerate(headers):
             if index not in used and header and normalised(header) in names:
-                taken[name] = header
+                how = "same name" if normalised(header) == normalised(name) else "synonym"
+                matches[name] = Match(header, 100, how)
                 used.add(index)
                 break
+    _similar(headers, candidates, matches, used)
+    taken = {name: match.header for name, match in matches.items()}
     split = None
     if "first_name" not in taken and "last_name" not in taken:
         split = next((h for i, h in enumerate(headers)
@@ -72,7 +108,38 @@ def draft(headers: list[str], custom_fields: tuple[str, ...] = ()) -> Draft:
             used.add(headers.index(split))
     unmatched = [h for i, h in enumerate(headers) if h and i not in used]
     ordered = [(name, taken[name]) for name in candidates if name in taken]
-    return Draft(ordered, unmatched, split)
+    return Draft(ordered, unmatched, split, matches, _custom_hints(unmatched, custom_fields))
+
+
+def _similar(headers: list[str], candidates: dict[str, set[str]], matches: dict[str, Match],
+             used: set[int]) -> None:
+    """Pair the remaining headers and fields by similarity, best pair first."""
+    pairs = []
+    for name, names in candidates.items():
+        if name in matches:
+            continue
+        for index, header in enumerate(headers):
+            key = normalised(header)
+            if index in used or len(key) < SHORTEST_FUZZY:
+                continue
+            score, like = max((SequenceMatcher(None, key, n).ratio(), n) for n in names)
+            if score >= SIMILAR_ENOUGH:
+                pairs.append((score, name, index, like))
+    for score, name, index, like in sorted(pairs, key=lambda p: (-p[0], p[2])):
+        if name in matches or index in used:
+            continue
+        matches[name] = Match(headers[index], int(score * 100), f"similar to {like!r}")
+        used.add(index)
+
+
+def _custom_hints(unmatched: list[str], custom_fields: tuple[str, ...]) -> dict[str, str]:
+    """Headers that look like a custom field many accounts have, when it was not named."""
+    hints = {}
+    for header in unmatched:
+        for name, synonyms in CUSTOM_FIELDS.items():
+            if name not in custom_fields and normalised(header) in synonyms:
+                hints[header] = name
+    return hints
 
 
 def init_mapping(path: Path, options: ReadOptions, custom_fields: tuple[str, ...] = ()) -> str:
@@ -104,11 +171,12 @@ def render(table: Table, result: Draft, sheet: str | None) -> str:
         lines.append(f"header_row: {table.header_row}")
     lines.append("fields:")
     for name, header in result.fields:
+        note = _confidence(result.matches.get(name))
         if name == "email":
-            lines += [f"  {name}:", f"    column: {_text(header)}",
+            lines += [f"  {name}:{note}", f"    column: {_text(header)}",
                       f"    transform: {EMAIL_TRANSFORM}"]
         else:
-            lines.append(f"  {name}: {_text(header)}")
+            lines.append(f"  {name}: {_text(header)}{note}")
     if result.split_name:
         for part in ("first", "last"):
             lines += [f"  {part}_name:", f"    column: {_text(result.split_name)}",
@@ -120,8 +188,24 @@ def render(table: Table, result: Draft, sheet: str | None) -> str:
     if result.unmatched:
         lines.append("# Columns not imported (add `api_field: Column` under fields: for any "
                      "the account has):")
-        lines += [f"#   {_text(header)}" for header in result.unmatched]
+        lines += [f"#   {_text(header)}{_hint(result.hints.get(header))}"
+                  for header in result.unmatched]
     return "\n".join(lines) + "\n"
+
+
+def _confidence(match: Match | None) -> str:
+    """``  # 100% synonym``; a guess by similarity says to check it."""
+    if match is None:
+        return ""
+    check = "" if match.confidence == 100 else ": check it"
+    return f"  # {match.confidence}% {match.how}{check}"
+
+
+def _hint(field_name: str | None) -> str:
+    if field_name is None:
+        return ""
+    return (f"  (looks like the custom field {field_name}: if the account has it, run init "
+            f"with --fields {field_name})")
 
 
 def _text(value: str) -> str:
