@@ -27,8 +27,9 @@ from importer.results.frame import results_frame
 from importer.rows.outcomes import Status
 from importer.runs.records import import_frame, import_rows
 from importer.runs.reporting import Progress, RunStart
-from importer.runs.runner import RunOptions, RunSummary, run_import
+from importer.runs.runner import RunOptions, run_import
 from importer.runs.stopping import Stop
+from importer.runs.summary import RunSummary
 
 __all__ = [
     "ConfigError",

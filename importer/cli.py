@@ -12,7 +12,7 @@ import secrets
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -27,23 +27,23 @@ from importer.progress import ProgressDisplay
 from importer.readers import ReadOptions
 from importer.readers.text import DELIMITERS
 from importer.results.files import create_fresh
-from importer.rows.outcomes import Status
-from importer.runs.runner import RunOptions, RunSummary, run_import
+from importer.runs.exits import ExitCode, epilog
+from importer.runs.runner import RunOptions, run_import
 from importer.runs.stopping import Stop
+from importer.runs.summary import RunSummary, summary_text
 from importer.sandbox import DEFAULT_CUSTOM_FIELDS, Faults, Sandbox
 from importer.sending.client import Timeouts
 from importer.sending.destination import TOKEN_ENV
 
 PROG = "routera-import"
-EXIT_OK, EXIT_ROWS, EXIT_USAGE, EXIT_ABORTED = 0, 1, 2, 3
+EXIT_OK, EXIT_ROWS, EXIT_USAGE, EXIT_ABORTED = ExitCode.OK, ExitCode.ROWS, ExitCode.USAGE, \
+    ExitCode.STOPPED
 DELIMITER_WORDS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "\\t": "\t"}
-EPILOG = """exit codes: 0 every row created, duplicate, invalid or rejected (ready in a dry run);
-1 some rows failed or were skipped; 2 nothing was sent (bad arguments, input or mapping);
-3 the run was stopped (the API refused the token, Ctrl-C or SIGTERM)"""
+EPILOG = epilog()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
         command: Callable[[argparse.Namespace], int] = args.command
@@ -60,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ABORTED
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and option; ``tests/test_docs.py`` checks the README documents each."""
     parser = argparse.ArgumentParser(
         prog=PROG, description="Import spreadsheet exports into the Routera CRM, every row "
         "exactly once, with a results file that accounts for every row.", epilog=EPILOG)
@@ -93,17 +94,7 @@ def _run_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]")
                      help="file of the rows to fix and import again: .csv or .xlsx (default: "
                      "next to the results, <stem>.errors.csv, or .xlsx for a workbook input); "
                      "written only when a row was not created or duplicate")
-    read = run.add_argument_group("reading the input")
-    read.add_argument("--sheet", metavar="NAME", help="workbook sheet: name or 1-based number "
-                      "(default: the mapping's sheet, else the first visible sheet)")
-    read.add_argument("--header-row", type=_positive_int, metavar="N",
-                      help="row that holds the headers (default: the mapping's, else the first "
-                      "non-empty row)")
-    read.add_argument("--encoding", metavar="NAME", help="text encoding of a CSV (default: "
-                      "detected: UTF-8, UTF-16, or the one plausible legacy encoding; "
-                      "MS-DOS, x-mac-roman, cp1250 ... also accepted)")
-    read.add_argument("--delimiter", type=_delimiter, metavar="CHAR",
-                      help="CSV delimiter: , ; tab | (default: detected)")
+    _read_arguments(run.add_argument_group("reading the input"))
     send = run.add_argument_group("sending")
     send.add_argument("--api-url", metavar="URL", help="API base URL (default: "
                       "$ROUTERA_API_URL, else https://api.routera.io); the token comes from "
@@ -154,14 +145,18 @@ def _ledger_argument(parser: argparse._ActionsContainer) -> None:
                         f"${LEDGER_ENV}, else ledger.sqlite3 in the user's state folder)")
 
 
-def _read_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sheet", metavar="NAME",
-                        help="workbook sheet: name or 1-based number")
+def _read_arguments(parser: argparse._ActionsContainer) -> None:
+    """How to read an export: declared once for every command that reads one."""
+    parser.add_argument("--sheet", metavar="NAME", help="workbook sheet: name or 1-based number "
+                        "(default: the mapping's sheet, else the first visible sheet)")
     parser.add_argument("--header-row", type=_positive_int, metavar="N",
-                        help="row that holds the headers (default: found automatically)")
-    parser.add_argument("--encoding", metavar="NAME", help="text encoding of a CSV")
+                        help="row that holds the headers (default: the mapping's, else the "
+                        "first non-empty row)")
+    parser.add_argument("--encoding", metavar="NAME", help="text encoding of a CSV (default: "
+                        "detected: UTF-8, UTF-16, or the one plausible legacy encoding; "
+                        "MS-DOS, x-mac-roman, cp1250 ... also accepted)")
     parser.add_argument("--delimiter", type=_delimiter, metavar="CHAR",
-                        help="CSV delimiter: , ; tab |")
+                        help="CSV delimiter: , ; tab | (default: detected)")
 
 
 def _init_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -410,7 +405,7 @@ def _read_options(args: argparse.Namespace) -> ReadOptions:
                        delimiter=args.delimiter)
 
 
-def _write_json(path: Path, data: dict[str, object]) -> bool:
+def _write_json(path: Path, data: Mapping[str, object]) -> bool:
     """Replace the file whole, so a scheduler never reads half a summary or yesterday's."""
     temporary = path.with_name(f".{path.name}.partial")
     text = _redact(json.dumps(data, ensure_ascii=False, indent=2)) + "\n"
@@ -468,34 +463,7 @@ def _stop_on_signals(stop: Stop) -> Iterator[None]:
 
 
 def _render(summary: RunSummary) -> None:
-    counts = summary.counts
-    lines = [f"{PROG}: {summary.input.name} -> {summary.results}"]
-    lines.append(f"  read      {summary.source}")
-    lines.append(f"  sent to   {summary.api}")
-    for status in Status:
-        if counts.get(status):
-            lines.append(f"  {status:<9} {counts[status]:>9,}")
-    rate = summary.rows / summary.duration if summary.duration > 0 else 0.0
-    lines.append(f"  rows      {summary.rows:>9,} in {summary.duration:.1f} s "
-                 f"({rate:,.0f} rows/s)")
-    skipped = []
-    if summary.empty_rows:
-        skipped.append(f"{summary.empty_rows:,} empty rows")
-    if summary.rows_above_header:
-        skipped.append(f"{summary.rows_above_header:,} rows above the header")
-    if skipped:
-        lines.append(f"  not data  {', '.join(skipped)}")
-    if summary.errors:
-        lines.append(f"  to fix    {summary.errors_rows:>9,} rows in {summary.errors}: fix them "
-                     "there and run that file with the same mapping")
-    lines.extend(f"  note: {note}" for note in summary.notes)
-    for preview in summary.previews:
-        lines.append(f"  preview row {preview['row']}: "
-                     f"{json.dumps(preview['body'], ensure_ascii=False)}")
-    if summary.stop_reason:
-        lines.append(f"  STOPPED: {summary.stop_reason}; rerun with --resume to continue")
-    lines.append(f"  exit      {summary.exit_code}")
-    print(_redact("\n".join(lines)), flush=True)
+    print(_redact(summary_text(summary, PROG)), flush=True)
 
 
 def _error(message: str) -> None:

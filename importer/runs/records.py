@@ -21,7 +21,8 @@ from importer.mapping.spec import load_mapping
 from importer.readers.records import RecordSpool, record_values
 from importer.readers.table import column_letter
 from importer.runs.reporting import Progress, RunStart
-from importer.runs.runner import RunOptions, RunSummary, run_table
+from importer.runs.runner import RunOptions, run_table
+from importer.runs.summary import RunSummary
 
 if TYPE_CHECKING:
     import pandas as pd

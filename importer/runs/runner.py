@@ -47,6 +47,7 @@ from importer.runs.lock import ResultsLock
 from importer.runs.reporting import Progress, Reporter, RunStart
 from importer.runs.resume import Plan, plan_for
 from importer.runs.stopping import Stop
+from importer.runs.summary import RunSummary, summary_sheet
 from importer.sending.client import RecordsClient, Target, Timeouts
 from importer.sending.deadlines import build_session
 from importer.sending.delivery import Delivery, RetryPolicy
@@ -89,65 +90,6 @@ class RunOptions:
     no_ledger: bool = False
     """Send every row without consulting the ledger (what is created is still recorded)."""
     errors: Path | None = None
-
-
-@dataclass
-class RunSummary:
-    """What happened, for the CLI to render and a scheduler to act on."""
-
-    input: Path
-    results: Path
-    counts: dict[Status, int]
-    started: datetime
-    finished: datetime
-    source: str = ""
-    empty_rows: int = 0
-    rows_above_header: int = 0
-    notes: list[str] = field(default_factory=list)
-    stop_reason: str = ""
-    dry_run: bool = False
-    strict: bool = False
-    api: str = ""
-    previews: list[dict[str, object]] = field(default_factory=list)
-    errors: Path | None = None
-    """The file of rows to fix and re-import, when there are any."""
-    errors_rows: int = 0
-    error_codes: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def rows(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def duration(self) -> float:
-        return (self.finished - self.started).total_seconds()
-
-    def to_dict(self) -> dict[str, object]:
-        """The summary as JSON-ready data, for schedulers (``--summary-json``)."""
-        return {
-            "input": str(self.input), "results": str(self.results), "read_as": self.source,
-            "sent_to": self.api, "dry_run": self.dry_run,
-            "started": self.started.isoformat(timespec="seconds"),
-            "finished": self.finished.isoformat(timespec="seconds"),
-            "duration_seconds": round(self.duration, 3), "rows": self.rows,
-            "counts": {str(status): self.counts.get(status, 0) for status in Status},
-            "empty_rows": self.empty_rows, "rows_above_header": self.rows_above_header,
-            "notes": self.notes, "stop_reason": self.stop_reason, "exit_code": self.exit_code,
-            "errors_file": str(self.errors) if self.errors else None,
-            "error_codes": dict(sorted(self.error_codes.items())),
-        }
-
-    @property
-    def exit_code(self) -> int:
-        """0 all rows settled, 1 some failed or skipped (or, with --strict, invalid or
-        rejected), 3 the run was stopped (bad token, signal)."""
-        if self.stop_reason:
-            return 3
-        if self.counts[Status.FAILED] or self.counts[Status.SKIPPED]:
-            return 1
-        if self.strict and (self.counts[Status.INVALID] or self.counts[Status.REJECTED]):
-            return 1
-        return 0
 
 
 def run_import(
@@ -275,7 +217,7 @@ class _Run:
             name: table.headers[i] for name, i in bound.column_of.items()})
         self.summary = RunSummary(options.input, results, {}, _now(), _now(),
                                   source=describe(table), dry_run=options.dry_run,
-                                  strict=options.strict)
+                                  strict=options.strict, mapping=mapping.path)
         self.seq = 0
         self.settled: list[tuple[int, Outcome]] = []
         self.writer: ResultsWriter
@@ -546,8 +488,8 @@ class _Run:
         summary.notes += self.table.notes()
         if summary.rows == 0:
             summary.notes.append("no data rows below the header: nothing to do")
-        self.writer.close(_summary_sheet(summary, self.mapping))
         self._close_errors()
+        self.writer.close(summary_sheet(summary))
 
     def _close_errors(self) -> None:
         summary = self.summary
@@ -590,21 +532,6 @@ def _identities(mapped: MappedBatch) -> list[tuple[str, ...]]:
     columns = [[v or "" for v in mapped.values[name]] if name in mapped.values else empty
                for name in IDENTITY_FIELDS]
     return list(zip(*columns, strict=True))
-
-
-def _summary_sheet(summary: RunSummary, mapping: ColumnMapping) -> dict[str, str]:
-    counts = {str(status): str(count) for status, count in summary.counts.items() if count}
-    return {
-        "input": str(summary.input),
-        "read as": summary.source,
-        "mapping": str(mapping.path),
-        "sent to": summary.api,
-        "started": summary.started.isoformat(timespec="seconds"),
-        "finished": summary.finished.isoformat(timespec="seconds"),
-        **counts,
-        "stopped": summary.stop_reason,
-        "notes": "; ".join(summary.notes),
-    }
 
 
 def _now() -> datetime:
