@@ -55,3 +55,10 @@ def test_help_lists_the_exit_codes_from_their_definition() -> None:
     help_text = " ".join(_commands()["run"].format_help().split())
     for code in ExitCode:
         assert f"{code.value} {code.meaning}" in help_text
+
+
+def test_every_summary_fact_is_documented() -> None:
+    from importer.runs.summary import SummaryFacts
+
+    for name in SummaryFacts.__annotations__:
+        assert f"`{name}`" in README, name
