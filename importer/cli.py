@@ -157,6 +157,9 @@ def _read_arguments(parser: argparse._ActionsContainer) -> None:
                         "MS-DOS, x-mac-roman, cp1250 ... also accepted)")
     parser.add_argument("--delimiter", type=_delimiter, metavar="CHAR",
                         help="CSV delimiter: , ; tab | (default: detected)")
+    parser.add_argument("--skip-hidden-rows", action="store_true",
+                        help="leave out the rows a workbook sheet hides (a filter); by default "
+                        "they are imported and the summary lists them")
 
 
 def _init_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -357,7 +360,7 @@ def _run(args: argparse.Namespace) -> int:
         sandbox=args.sandbox, sandbox_db=args.sandbox_db, api_url=args.api_url,
         resume=args.resume, force=args.force, retry_unknown=args.retry_unknown,
         strict=args.strict, overwrite=args.overwrite, ledger=args.ledger,
-        no_ledger=args.no_ledger, errors=args.errors,
+        no_ledger=args.no_ledger, errors=args.errors, skip_hidden_rows=args.skip_hidden_rows,
     )
     stop = Stop()
     display = ProgressDisplay(sys.stderr, quiet=args.quiet)
@@ -402,7 +405,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _read_options(args: argparse.Namespace) -> ReadOptions:
     return ReadOptions(sheet=args.sheet, header_row=args.header_row, encoding=args.encoding,
-                       delimiter=args.delimiter)
+                       delimiter=args.delimiter, skip_hidden_rows=args.skip_hidden_rows)
 
 
 def _write_json(path: Path, data: Mapping[str, object]) -> bool:

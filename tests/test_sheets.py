@@ -7,6 +7,7 @@ import pytest
 
 from importer.readers import ReadOptions, open_table
 from importer.readers.table import Table
+from tests.conftest import read_results
 
 SHEETS = Path(__file__).parent / "fixtures" / "sheets"
 FORMATS = ["xlsx", "ods", "xls"]
@@ -77,3 +78,74 @@ def test_a_decimal_format_is_not_mistaken_for_zero_padding() -> None:
     assert not padded_pattern("#,##0")
     assert render(2134, "00000") == "02134"
     assert render(123456789, "00000-0000") == "12345-6789"
+
+
+SHEET_MAPPING = ("version: 1\nfields:\n  external_id: Customer ID\n  first_name: First Name\n"
+                 "  email: Email\n  notes: Notes\n")
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_data_on_the_second_sheet_is_found_and_hidden_rows_are_reported(
+        suffix: str, cli, tmp_path: Path) -> None:
+    """"Read me" first, a hidden sheet with the same headers (never searched), then the data
+    with rows 3 and 5 hidden by a filter and the mapped column D hidden."""
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(SHEET_MAPPING, encoding="utf-8")
+    result = cli("run", SHEETS / f"sheets.{suffix}", "--mapping", mapping, "--dry-run",
+                 "--results", tmp_path / "r.csv")
+    assert result.code == 0, result.err
+    assert "found the mapped columns on sheet 'Contacts', not on the first sheet 'Read me'" \
+        in result.out
+    assert "rows 3, 5 are hidden in the sheet (a filter?): imported like the others" in result.out
+    assert "column D ('Notes') is hidden in the sheet and imported as mapped" in result.out
+    rows = read_results(tmp_path / "r.csv")
+    assert [(r["row"], r["first_name"]) for r in rows] == [
+        ("2", "Ada"), ("3", "Grace"), ("4", "Alan"), ("5", "Katherine")]
+
+
+def test_skip_hidden_rows_leaves_them_out(cli, tmp_path: Path) -> None:
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(SHEET_MAPPING, encoding="utf-8")
+    result = cli("run", SHEETS / "sheets.xlsx", "--mapping", mapping, "--dry-run",
+                 "--sheet", "Contacts", "--skip-hidden-rows", "--results", tmp_path / "r.csv")
+    assert result.code == 0, result.err
+    assert "rows 3, 5 are hidden in the sheet (a filter?): left out (--skip-hidden-rows)" \
+        in result.out
+    assert [r["first_name"] for r in read_results(tmp_path / "r.csv")] == ["Ada", "Alan"]
+
+
+def test_headers_on_no_sheet_name_the_sheets(cli, tmp_path: Path) -> None:
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("version: 1\nfields:\n  email: E-mail Address\n", encoding="utf-8")
+    result = cli("run", SHEETS / "sheets.xlsx", "--mapping", mapping, "--dry-run",
+                 "--results", tmp_path / "r.csv")
+    assert result.code == 2
+    assert "(sheet 'Read me'; no other visible sheet has the mapped columns either)" \
+        in result.err
+
+
+def test_headers_on_two_sheets_are_refused_naming_both(cli, tmp_path: Path) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "Read me"
+    book.active.append(["How to use this file"])
+    for name in ("2023", "2024"):
+        sheet = book.create_sheet(name)
+        sheet.append(["Email"])
+        sheet.append([f"a@{name}.io"])
+    book.save(tmp_path / "two.xlsx")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("version: 1\nfields:\n  email: Email\n", encoding="utf-8")
+    result = cli("run", tmp_path / "two.xlsx", "--mapping", mapping, "--dry-run",
+                 "--results", tmp_path / "r.csv")
+    assert result.code == 2
+    assert "the mapped columns are on several sheets of two.xlsx ('2023', '2024'); choose one " \
+        "with --sheet" in result.err
+
+
+def test_init_drafts_the_sheet_that_has_the_columns(cli) -> None:
+    result = cli("init", SHEETS / "sheets.ods")
+    assert result.code == 0, result.err
+    assert "sheet: Contacts\n" in result.out
+    assert "  first_name: First Name\n" in result.out

@@ -88,9 +88,42 @@ def bind(mapping: ColumnMapping, table: Table) -> tuple[BoundMapping, str | None
     """Resolve the mapping against the table's headers.
 
     When the header row was not given and the mapping's columns are not on the first row,
-    the first rows below are searched (a title block above the header is common), and a note
-    says where the headers were found.
+    the first rows below are searched (a title block above the header is common). When no
+    sheet was named and the first visible sheet does not have them either ("Read me" first),
+    every other visible sheet is searched: the one sheet that has them is used. Either way a
+    note says where the headers were found.
     """
+    try:
+        return _bind_rows(mapping, table)
+    except MappingError as first_error:
+        found = []
+        for open_sheet in table.other_sheets:
+            other = open_sheet()
+            try:
+                found.append((other, *_bind_rows(mapping, other)))
+            except MappingError:
+                continue
+        if not found:
+            if table.other_sheets:
+                raise MappingError(f"{first_error} (sheet {table.sheet!r}; no other visible "
+                                   "sheet has the mapped columns either)") from None
+            raise first_error from None
+        if len(found) > 1:
+            names = ", ".join(repr(other.sheet) for other, _, _ in found)
+            raise MappingError(f"{mapping.path}: the mapped columns are on several sheets of "
+                               f"{table.path.name} ({names}); choose one with --sheet or "
+                               "sheet: in the mapping") from None
+        other, bound, note = found[0]
+        first_sheet = table.sheet
+        table.adopt(other)
+        where = (f"found the mapped columns on sheet {other.sheet!r}, not on the first sheet "
+                 f"{first_sheet!r}, so that sheet is read; set sheet: {other.sheet} in the "
+                 "mapping to make it explicit")
+        return bound, f"{where}; {note}" if note else where
+
+
+def _bind_rows(mapping: ColumnMapping, table: Table) -> tuple[BoundMapping, str | None]:
+    """Bind to the header row, or to the first row near the top that has the columns."""
     try:
         return BoundMapping(mapping, table.headers, table.column_label, table.path.name), None
     except MappingError as first_error:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from pathlib import Path
 
+from importer.errors import InputError
 from importer.readers import ReadOptions, Table, open_table
 
 KNOWN_FIELDS: dict[str, tuple[str, ...]] = {
@@ -147,7 +148,32 @@ def init_mapping(path: Path, options: ReadOptions, custom_fields: tuple[str, ...
     table = open_table(path, options)
     if options.header_row is None:
         table.use_header_row(likely_header_row(table))
-    return render(table, draft(table.headers, custom_fields), options.sheet)
+    result = draft(table.headers, custom_fields)
+    if not (result.fields or result.split_name) and table.other_sheets:
+        return _from_another_sheet(path, table, options, custom_fields)
+    return render(table, result, options.sheet)
+
+
+def _from_another_sheet(path: Path, first: Table, options: ReadOptions,
+                        custom_fields: tuple[str, ...]) -> str:
+    """The first visible sheet has no known column ("Read me"): the one other visible sheet
+    that has some is drafted, with its name in the mapping; several are refused."""
+    found = []
+    for open_sheet in first.other_sheets:
+        table = open_sheet()
+        if options.header_row is None:
+            table.use_header_row(likely_header_row(table))
+        result = draft(table.headers, custom_fields)
+        if result.fields or result.split_name:
+            found.append((table, result))
+    if len(found) > 1:
+        names = ", ".join(repr(table.sheet) for table, _ in found)
+        raise InputError(f"{path}: sheet {first.sheet!r} has no known column, and several "
+                         f"sheets do ({names}); choose one with --sheet")
+    if not found:
+        return render(first, draft(first.headers, custom_fields), options.sheet)
+    table, result = found[0]
+    return render(table, result, table.sheet)
 
 
 def likely_header_row(table: Table) -> int:

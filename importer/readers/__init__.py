@@ -5,11 +5,18 @@ file named ``.xlsx`` is refused, because it means the file is not what its sende
 """
 
 import zipfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from importer.errors import InputError
-from importer.readers.table import Table, column_letter, looks_binary, password_protected
+from importer.readers.table import (
+    Hidden,
+    Table,
+    column_letter,
+    looks_binary,
+    password_protected,
+)
 from importer.readers.text import DELIMITER_NAMES, count_lines, encoding_detail, read_text
 from importer.readers.workbook import check_zip, read_workbook
 
@@ -38,6 +45,7 @@ class ReadOptions:
     header_row: int | None = None
     encoding: str | None = None
     delimiter: str | None = None
+    skip_hidden_rows: bool = False
 
     def with_defaults(self, sheet: str | None, header_row: int | None,
                       encoding: str | None = None,
@@ -45,7 +53,8 @@ class ReadOptions:
         """These options, falling back to the mapping's sheet, header row, encoding and
         delimiter (command-line options win)."""
         return ReadOptions(self.sheet or sheet, self.header_row or header_row,
-                           self.encoding or encoding, self.delimiter or delimiter)
+                           self.encoding or encoding, self.delimiter or delimiter,
+                           self.skip_hidden_rows)
 
 
 def open_table(path: Path, options: ReadOptions) -> Table:
@@ -61,9 +70,18 @@ def open_table(path: Path, options: ReadOptions) -> Table:
         return Table(path, chunks, header_row=options.header_row, strict_width=True,
                      detail=detail, total_rows=count_lines(path))
     sheet = read_workbook(path, kind, options.sheet)
-    return Table(path, sheet.chunks, header_row=options.header_row, column_offset=sheet.offset,
-                 detail=f"{kind.upper()}, sheet {sheet.name!r}", total_rows=sheet.height,
-                 merged=sheet.merged, sheet=sheet.name)
+    table = Table(path, sheet.chunks, header_row=options.header_row, column_offset=sheet.offset,
+                  detail=f"{kind.upper()}, sheet {sheet.name!r}", total_rows=sheet.height,
+                  merged=sheet.merged, sheet=sheet.name,
+                  hidden=Hidden(sheet.hidden_rows, sheet.hidden_columns,
+                                options.skip_hidden_rows))
+    table.other_sheets = [_opener(path, options, name) for name in sheet.others]
+    return table
+
+
+def _opener(path: Path, options: ReadOptions, sheet: str) -> Callable[[], Table]:
+    """Opens another sheet of the same workbook, only if the headers are looked for there."""
+    return lambda: open_table(path, replace(options, sheet=sheet))
 
 
 def describe(table: Table) -> str:

@@ -5,7 +5,7 @@ which rows are data. Rows move in batches because per-row objects cost more than
 on each row, and because a bounded batch keeps memory flat however large the file is.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -16,6 +16,7 @@ from importer.rows.problems import Code, RowProblem
 MAX_COLUMNS = 2000
 HEADER_SEARCH_ROWS = 30
 CHUNK_ROWS = 4096
+MAX_LISTED = 20
 CONTROL_CHARS = frozenset(chr(c) for c in range(32)) - set("\t\r\n\f")
 
 
@@ -45,6 +46,16 @@ class ReadStats:
     rows_above_header: int = 0
     empty_rows: int = 0
     not_contacts: int = 0
+    hidden_rows: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Hidden:
+    """Rows and columns the sheet hides (0-based), and whether hidden rows are left out."""
+
+    rows: set[int] = field(default_factory=set)
+    columns: set[int] = field(default_factory=set)
+    skip_rows: bool = False
 
 
 def column_letter(index: int) -> str:
@@ -72,6 +83,7 @@ class Table:
         total_rows: int | None = None,
         merged: list[tuple[int, int, int, int]] | None = None,
         sheet: str | None = None,
+        hidden: Hidden | None = None,
     ) -> None:
         self.path = path
         self.sheet = sheet
@@ -83,6 +95,9 @@ class Table:
         self._strict_width = strict_width
         self._chunks = chunks
         self._merges = _MergedDown(merged or [], column_offset)
+        self.hidden = hidden or Hidden()
+        self._hidden_rows = {row + 1 for row in self.hidden.rows}
+        self.other_sheets: list[Callable[[], Table]] = []
         self._head = self._read_head(header_row)
         self.header_row_explicit = header_row is not None
         self.header_row = header_row or self._first_non_empty_row()
@@ -151,14 +166,39 @@ class Table:
         self.headers = self._headers_at(number)
         self.header_row = number
 
-    def notes(self) -> list[str]:
-        """What the summary must say about rows the reader found unusual."""
+    def adopt(self, other: "Table") -> None:
+        """Become ``other`` (another sheet of the same workbook, where the headers are)."""
+        self.__dict__.update(other.__dict__)
+
+    def notes(self, columns_used: list[int] | None = None) -> list[str]:
+        """What the summary must say about rows and columns the reader found unusual."""
+        notes = []
         count = self.stats.not_contacts
-        if not count:
+        if count:
+            notes.append(f"{count} row{'s' if count > 1 else ''} of the file "
+                         f"{'are' if count > 1 else 'is'} not contacts (a repeated header, a "
+                         "section title, a total line or a footer): not sent, see "
+                         "not-a-contact in the results")
+        hidden = self.stats.hidden_rows
+        if hidden:
+            listed = ", ".join(map(str, hidden[:MAX_LISTED]))
+            more = f" and {len(hidden) - MAX_LISTED:,} more" if len(hidden) > MAX_LISTED else ""
+            what = ("left out (--skip-hidden-rows)" if self.hidden.skip_rows else
+                    "imported like the others; pass --skip-hidden-rows to leave them out")
+            notes.append(f"row{'s' if len(hidden) > 1 else ''} {listed}{more} "
+                         f"{'are' if len(hidden) > 1 else 'is'} hidden in the sheet (a filter?): "
+                         f"{what}")
+        notes += self._hidden_column_notes(columns_used or [])
+        return notes
+
+    def _hidden_column_notes(self, columns_used: list[int]) -> list[str]:
+        hidden = [c for c in columns_used if c + self.column_offset in self.hidden.columns]
+        if not hidden:
             return []
-        return [f"{count} row{'s' if count > 1 else ''} of the file "
-                f"{'are' if count > 1 else 'is'} not contacts (a repeated header, a section "
-                "title, a total line or a footer): not sent, see not-a-contact in the results"]
+        names = ", ".join(f"{self.column_label(c)} ({self.headers[c]!r})" for c in hidden)
+        return [f"column{'s' if len(hidden) > 1 else ''} {names} "
+                f"{'are' if len(hidden) > 1 else 'is'} hidden in the sheet and imported as "
+                "mapped"]
 
     @property
     def estimated_rows(self) -> int | None:
@@ -198,6 +238,10 @@ class Table:
             if not _has_text(cells):
                 self.stats.empty_rows += 1
                 continue
+            if number in self._hidden_rows:
+                self.stats.hidden_rows.append(number)
+                if self.hidden.skip_rows:
+                    continue
             if number in self._merges.rows:
                 self._merges.apply(number, cells)
             index = len(batch.rows)

@@ -100,6 +100,8 @@ class SheetRead:
     merged: list[tuple[int, int, int, int]] = field(default_factory=list)
     hidden_rows: set[int] = field(default_factory=set)
     hidden_columns: set[int] = field(default_factory=set)
+    others: list[str] = field(default_factory=list)
+    """The other visible worksheets, when no sheet was named (to look for the headers)."""
 
 
 def read_workbook(path: Path, kind: str, sheet: str | None) -> SheetRead:
@@ -122,7 +124,10 @@ def read_workbook(path: Path, kind: str, sheet: str | None) -> SheetRead:
     ods = ods_details(str(path), name) if kind == "ods" else OdsDetails()
     merged = ods.merged if kind == "ods" else _merged(data)
     chunks = _chunks(path, data, _Details(details, ods.shown))
-    return SheetRead(chunks, offset, name, height, merged, ods.hidden_rows, ods.hidden_columns)
+    others = [] if sheet is not None else [n for n in _visible(book) if n != name]
+    return SheetRead(chunks, offset, name, height, merged,
+                     ods.hidden_rows | details.hidden_rows,
+                     ods.hidden_columns | details.hidden_columns, others)
 
 
 def _merged(data: python_calamine.CalamineSheet) -> list[tuple[int, int, int, int]]:
@@ -135,7 +140,7 @@ def _choose_sheet(path: Path, book: python_calamine.CalamineWorkbook, wanted: st
     sheets = [m for m in book.sheets_metadata if m.typ == python_calamine.SheetTypeEnum.WorkSheet]
     names = [m.name for m in sheets]
     if wanted is None:
-        visible = [m.name for m in sheets if m.visible == python_calamine.SheetVisibleEnum.Visible]
+        visible = _visible(book)
         if not (visible or names):
             raise InputError(f"{path}: the workbook has no worksheets")
         return (visible or names)[0]
@@ -147,6 +152,12 @@ def _choose_sheet(path: Path, book: python_calamine.CalamineWorkbook, wanted: st
     if wanted.strip().isdigit() and 1 <= int(wanted) <= len(names):
         return names[int(wanted) - 1]
     raise InputError(f"{path}: no sheet {wanted!r}; the sheets are: {', '.join(names)}")
+
+
+def _visible(book: python_calamine.CalamineWorkbook) -> list[str]:
+    return [m.name for m in book.sheets_metadata
+            if m.typ == python_calamine.SheetTypeEnum.WorkSheet
+            and m.visible == python_calamine.SheetVisibleEnum.Visible]
 
 
 def _calamine_message(path: Path, kind: str, exc: Exception) -> str:

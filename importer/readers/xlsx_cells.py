@@ -21,6 +21,9 @@ CELL_TAG = re.compile(rb"<(?:\w+:)?c\b([^>]*)>")
 ERROR_VALUE = re.compile(rb"<(?:\w+:)?v>([^<]{1,40})</")
 ATTRIBUTE = re.compile(rb'\b(r|s|t)="([^"]*)"')
 REFERENCE = re.compile(r"([A-Z]+)(\d+)")
+HIDDEN_ROW = re.compile(rb"<(?:\w+:)?row\b([^>]*\bhidden=[^>]*)>")
+HIDDEN_COLUMN = re.compile(rb"<(?:\w+:)?col\b([^>]*\bhidden=[^>]*)/?>")
+ATTRIBUTE_ANY = re.compile(rb'\b([\w:]+)="([^"]*)"')
 LITERALS = set(" -()/:+")
 
 
@@ -30,6 +33,8 @@ class CellDetails:
 
     padded: dict[tuple[int, int], str] = field(default_factory=dict)
     errors: dict[tuple[int, int], str] = field(default_factory=dict)
+    hidden_rows: set[int] = field(default_factory=set)
+    hidden_columns: set[int] = field(default_factory=set)
 
 
 def cell_details(path: str, sheet: str) -> CellDetails:
@@ -39,9 +44,23 @@ def cell_details(path: str, sheet: str) -> CellDetails:
             return CellDetails()
         styles = _padded_styles(archive)
         xml = archive.read(part)
-    if not styles and b't="e"' not in xml:
-        return CellDetails()
-    return _scan(xml, styles)
+    details = _scan(xml, styles) if styles or b't="e"' in xml else CellDetails()
+    if b"hidden=" in xml:
+        _hidden(xml, details)
+    return details
+
+
+def _hidden(xml: bytes, details: CellDetails) -> None:
+    """Rows and columns hidden by the user (a filter, or Hide), 0-based."""
+    for match in HIDDEN_ROW.finditer(xml):
+        attributes = dict(ATTRIBUTE_ANY.findall(match.group(1)))
+        if attributes.get(b"hidden") in (b"1", b"true") and attributes.get(b"r", b"").isdigit():
+            details.hidden_rows.add(int(attributes[b"r"]) - 1)
+    for match in HIDDEN_COLUMN.finditer(xml):
+        attributes = dict(ATTRIBUTE_ANY.findall(match.group(1)))
+        low, high = attributes.get(b"min", b""), attributes.get(b"max", b"")
+        if attributes.get(b"hidden") in (b"1", b"true") and low.isdigit() and high.isdigit():
+            details.hidden_columns.update(range(int(low) - 1, min(int(high), 16384)))
 
 
 def render(value: float, pattern: str) -> str | None:

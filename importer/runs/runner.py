@@ -71,6 +71,8 @@ class RunOptions:
     header_row: int | None = None
     encoding: str | None = None
     delimiter: str | None = None
+    skip_hidden_rows: bool = False
+    """Leave out the rows the sheet hides (a filter); by default they are imported."""
     concurrency: int = 8
     timeouts: Timeouts = field(default_factory=Timeouts)
     max_retries: int = 5
@@ -109,7 +111,8 @@ def run_import(
     """
     started = _now()
     mapping = load_mapping(options.mapping)
-    read = ReadOptions(options.sheet, options.header_row, options.encoding, options.delimiter)
+    read = ReadOptions(options.sheet, options.header_row, options.encoding, options.delimiter,
+                       options.skip_hidden_rows)
     table = open_table(options.input, read.with_defaults(
         mapping.sheet, mapping.header_row, mapping.encoding, mapping.delimiter))
     return run_table(options, mapping, table, lambda: file_digest(options.input),
@@ -485,7 +488,7 @@ class _Run:
             "interrupted (Ctrl-C or SIGTERM) before every row was sent" if interrupted else "")
         summary.empty_rows = self.table.stats.empty_rows
         summary.rows_above_header = self.table.stats.rows_above_header
-        summary.notes += self.table.notes()
+        summary.notes += self.table.notes(self.bound.columns_used)
         if summary.rows == 0:
             summary.notes.append("no data rows below the header: nothing to do")
         self._close_errors()
