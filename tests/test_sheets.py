@@ -148,4 +148,4 @@ def test_init_drafts_the_sheet_that_has_the_columns(cli) -> None:
     result = cli("init", SHEETS / "sheets.ods")
     assert result.code == 0, result.err
     assert "sheet: Contacts\n" in result.out
-    assert "  first_name: First Name\n" in result.out
+    assert "  first_name: First Name" in result.out
