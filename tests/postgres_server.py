@@ -40,12 +40,13 @@ def _as_owner(command: list[str], owner: str | None) -> list[str]:
     return ["runuser", "-u", owner, "--", *command] if owner else command
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """The server's base URL (``postgresql://postgres@127.0.0.1:PORT``)."""
+@contextlib.contextmanager
+def running_postgres() -> Iterator[str]:
+    """A throwaway server on a free loopback port; yields its base URL, then stops it and
+    deletes its files. Raises ``FileNotFoundError`` when there are no binaries."""
     binaries = _binaries()
     if binaries is None:
-        pytest.skip("PostgreSQL binaries not found (apt-get install postgresql; .ci/run does)")
+        raise FileNotFoundError("PostgreSQL binaries not found (apt-get install postgresql)")
     owner = "postgres" if os.geteuid() == 0 else None
     root = Path(tempfile.mkdtemp(prefix="routera-pg-"))
     data, sockets = root / "data", root / "sockets"
@@ -54,19 +55,29 @@ def postgres_server() -> Iterator[str]:
         shutil.chown(root, owner)
         shutil.chown(sockets, owner)
     port = _free_port()
-    subprocess.run(_as_owner([str(binaries / "initdb"), "-D", str(data), "-U", "postgres",
-                              "-A", "trust", "-E", "UTF8", "--no-sync"], owner),
-                   check=True, capture_output=True)
-    options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(_as_owner([str(binaries / "pg_ctl"), "-D", str(data), "-o", options,
-                              "-l", str(root / "log"), "-w", "-t", "60", "start"], owner),
-                   check=True, capture_output=True)
     try:
+        subprocess.run(_as_owner([str(binaries / "initdb"), "-D", str(data), "-U", "postgres",
+                                  "-A", "trust", "-E", "UTF8", "--no-sync"], owner),
+                       check=True, capture_output=True)
+        options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
+        subprocess.run(_as_owner([str(binaries / "pg_ctl"), "-D", str(data), "-o", options,
+                                  "-l", str(root / "log"), "-w", "-t", "60", "start"], owner),
+                       check=True, capture_output=True)
         yield f"postgresql://postgres@127.0.0.1:{port}"
     finally:
-        subprocess.run(_as_owner([str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                                  "stop"], owner), capture_output=True)
+        if (data / "postmaster.pid").exists():
+            subprocess.run(_as_owner([str(binaries / "pg_ctl"), "-D", str(data), "-m",
+                                      "immediate", "stop"], owner), capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The server's base URL (``postgresql://postgres@127.0.0.1:PORT``)."""
+    if _binaries() is None:
+        pytest.skip("PostgreSQL binaries not found (apt-get install postgresql; .ci/run does)")
+    with running_postgres() as url:
+        yield url
 
 
 @pytest.fixture

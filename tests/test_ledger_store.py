@@ -155,3 +155,30 @@ def test_created_and_existing_answers_are_kept_apart() -> None:
 
 TestSqliteModel = model_machine(
     lambda: SqliteStore(Path(os.environ["ROUTERA_LEDGER"]))).TestCase
+
+
+def test_a_run_finds_rows_by_any_key_and_409s_by_all_of_them(store) -> None:
+    """The first lookup asks only each row's first key; rows not found ask with the others."""
+    from importer.ledger.ledger import RunLedger
+
+    where = destination("https://api.routera.io/contacts", "secret-token")
+    dest = number(store)
+    store.record(dest, [entry({"external_id": "x1", "first_name": "Ada"}, record_id="r-x1"),
+                        entry({"email": "bob@example.com", "external_id": "x2"}, EXISTING,
+                              record_id="")])
+    ledger = RunLedger(store, where, "b.csv", consult=True, on_error=print)
+    try:
+        found = ledger.check([2, 3, 4, 5], [
+            {"email": "new@example.com", "external_id": "x1", "first_name": "Ada"},
+            {"email": "BOB@example.com", "external_id": "x2"},
+            {"email": "bob@example.com"},
+            {"external_id": "x1", "first_name": "Ada"}])
+    finally:
+        ledger.close()
+    assert [o and (o.code, o.id) for o in found] == [
+        ("changed-since-import", "r-x1"), ("changed-since-import", ""), None,
+        ("imported-earlier", "r-x1")]
+    assert found[0] is not None and "changed since: email;" in found[0].error
+    assert found[1] is not None and found[1].error.startswith("found existing (HTTP 409) on ")
+    assert "changed since: email;" in found[1].error, "the key matches ignoring case; the "\
+        "value sent does not"

@@ -12,6 +12,7 @@
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import chain
 
 KEY_FIELDS = ("email", "external_id", "website_url")
 _TOKEN_LABEL = b"routera-import ledger token\x00"
@@ -66,8 +67,12 @@ def fields_key(fields_print: str) -> str:
 
 
 def fields_print(fields: Mapping[str, str]) -> str:
-    """A fingerprint of exactly the fields sent (names and values, in any order)."""
-    return _hex(repr(sorted(fields.items())), 16)
+    """A fingerprint of exactly the fields sent (names and values, in any order).
+
+    Names and values are joined with NUL, which no value can hold (the readers refuse text
+    with NUL bytes, and XML cannot carry one), so different fields never join the same way.
+    """
+    return _hex("\x00".join(chain.from_iterable(sorted(fields.items()))), 16)
 
 
 def field_prints(fields: Mapping[str, str]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from importer.ledger.fingerprints import (
+    KEY_FIELDS,
     Destination,
     changed_fields,
     combined_key,
@@ -80,26 +81,26 @@ class RunLedger:
 
     def check(self, rows: Sequence[int],
               fields: Sequence[Mapping[str, str]]) -> list[Outcome | None]:
-        """For each row, its outcome when the ledger holds it (not to be sent), else None."""
+        """For each row, its outcome when the ledger holds it (not to be sent), else None.
+
+        Two queries per batch: each row's first key (email, else external_id, else website_url,
+        else its exact fields) finds nearly every row imported before, since a created record
+        holds all its keys; only the rows not found ask again with their other keys.
+        """
         if not self.consult or not rows:
             return [None] * len(rows)
-        wanted: list[list[str]] = []
-        prints: list[str] = []
-        for row_fields in fields:
-            keys = key_values(row_fields)
-            lookup = single_keys(keys)
-            printed = ""
-            if not lookup:
-                printed = fields_print(row_fields)
-                lookup = [fields_key(printed)]
-            elif (combined := combined_key(keys)):
-                lookup.append(combined)
-            wanted.append(lookup)
-            prints.append(printed)
-        found = self.store.lookup(self.destination, [k for keys in wanted for k in keys])
-        if not found:
+        keys = [key_values(row_fields) for row_fields in fields]
+        prints = ["" if any(k) else fields_print(f) for k, f in zip(keys, fields, strict=True)]
+        first = [_first_key(k, p) for k, p in zip(keys, prints, strict=True)]
+        found = self.store.lookup(self.destination, first)
+        hits = [found.get(key) for key in first]
+        others = {index: _other_keys(keys[index]) for index, hit in enumerate(hits)
+                  if hit is None and not prints[index]}
+        more = self.store.lookup(self.destination, [k for ks in others.values() for k in ks])
+        for index, candidates in others.items():
+            hits[index] = next((more[k] for k in candidates if k in more), None)
+        if not found and not more:
             return [None] * len(rows)
-        hits = [next((found[k] for k in keys if k in found), None) for keys in wanted]
         return self._outcomes(rows, fields, hits, prints)
 
     def _outcomes(self, rows: Sequence[int], fields: Sequence[Mapping[str, str]],
@@ -160,6 +161,21 @@ class RunLedger:
                                   "hands them to the ledger)")
                     return
                 time.sleep(RETRY_DELAY * 2**attempt)
+
+
+def _first_key(keys: tuple[str, str, str], printed: str) -> str:
+    """The one key most rows are found by: the first of email, external_id, website_url."""
+    for name, value in zip(KEY_FIELDS, keys, strict=True):
+        if value:
+            return f"{name}:{value}"
+    return fields_key(printed)
+
+
+def _other_keys(keys: tuple[str, str, str]) -> list[str]:
+    """A keyed row's remaining lookup keys: its other single keys and their combination."""
+    others = single_keys(keys)[1:]
+    combined = combined_key(keys)
+    return [*others, combined] if combined else others
 
 
 def _answer(outcome: Outcome) -> str:

@@ -13,6 +13,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from importer.ledger.store import (
+    KEY_COLUMNS,
+    SCHEMA_VERSION,
     DestinationInfo,
     Entry,
     Found,
@@ -43,20 +45,23 @@ CREATE TABLE IF NOT EXISTS ledger_entries (
 CREATE INDEX IF NOT EXISTS ledger_entries_file ON ledger_entries (destination, file);
 CREATE TABLE IF NOT EXISTS ledger_keys (
     destination BIGINT NOT NULL, key TEXT NOT NULL, entry BIGINT NOT NULL,
-    PRIMARY KEY (destination, key));
+    record_id TEXT NOT NULL, fields_print TEXT NOT NULL, answer TEXT NOT NULL,
+    imported_at TEXT NOT NULL,
+    file TEXT NOT NULL, row INTEGER NOT NULL, PRIMARY KEY (destination, key));
 CREATE INDEX IF NOT EXISTS ledger_keys_entry ON ledger_keys (entry);
-INSERT INTO ledger_meta VALUES ('schema', '1') ON CONFLICT DO NOTHING;
+INSERT INTO ledger_meta VALUES ('schema', '2') ON CONFLICT DO NOTHING;
 """
 LOOKUP = """
-SELECT k.key, e.id, e.record_id, e.fields_print, e.answer, e.imported_at, e.file, e.row
-FROM ledger_keys AS k JOIN ledger_entries AS e ON e.id = k.entry
-WHERE k.destination = %s AND k.key = ANY(%s)
+SELECT k.key, k.entry, k.record_id, k.fields_print, k.answer, k.imported_at, k.file, k.row
+FROM ledger_keys AS k WHERE k.destination = %s AND k.key = ANY(%s)
 """
 INSERT_ENTRY = ("INSERT INTO ledger_entries VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
                 "%s) ON CONFLICT DO NOTHING")
-KEEP_KEY = "INSERT INTO ledger_keys VALUES (%s, %s, %s) ON CONFLICT DO NOTHING"
-REPLACE_KEY = ("INSERT INTO ledger_keys VALUES (%s, %s, %s) "
-               "ON CONFLICT (destination, key) DO UPDATE SET entry = excluded.entry")
+KEEP_KEY = ("INSERT INTO ledger_keys VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT DO NOTHING")
+REPLACE_KEY = ("INSERT INTO ledger_keys VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+               "ON CONFLICT (destination, key) DO UPDATE SET "
+               + ", ".join(f"{c} = excluded.{c}" for c in KEY_COLUMNS[2:]))
 ORDER = "ORDER BY substr(e.imported_at, 1, 10), e.file, e.row"
 HELD = "EXISTS (SELECT 1 FROM ledger_keys AS k WHERE k.entry = e.id)"
 EXPORT = ("SELECT e.email, e.external_id, e.website_url, e.record_id, e.answer, e.imported_at, "
@@ -82,9 +87,9 @@ class PostgresStore:
             db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             db.execute(SCHEMA)
             row = db.execute("SELECT value FROM ledger_meta WHERE name = 'schema'").fetchone()
-            if row is None or row[0] != "1":
+            if row is None or row[0] != str(SCHEMA_VERSION):
                 raise LedgerError(f"ledger {self.location}: schema version {row and row[0]} is "
-                                  "not 1 (written by a newer routera-import?)")
+                                  f"not {SCHEMA_VERSION} (written by another routera-import)")
 
     def _transaction(self) -> "_Transaction":
         return _Transaction(self._lock, self._db, self.location)
@@ -123,7 +128,7 @@ class PostgresStore:
         with self._transaction() as db:
             before = {int(row[0]) for row in db.execute(
                 "SELECT entry FROM ledger_keys WHERE destination = %s AND key = ANY(%s)",
-                (destination, [key for _, key, _ in replacing]))} if replacing else set()
+                (destination, [str(row[1]) for row in replacing]))} if replacing else set()
             cursor = db.cursor()
             cursor.executemany(INSERT_ENTRY, [entry_row(destination, e) for e in entries])
             cursor.executemany(KEEP_KEY, key_rows(destination, entries, replacing=False))

@@ -18,7 +18,7 @@ from importer.ledger.fingerprints import combined_key, fields_key, single_keys
 
 CREATED = "created"
 EXISTING = "existing"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class LedgerError(ImporterError):
@@ -132,11 +132,18 @@ EXPORT_COLUMNS = ("email", "external_id", "website_url", "id", "answer", "import
                   "row", "fields_print")
 
 
+KEY_COLUMNS = ("destination", "key", "entry", "record_id", "fields_print", "answer",
+               "imported_at", "file", "row")
+"""A key row repeats what a lookup reports about its entry, so deciding a row reads one index
+entry instead of two (the entries table is only read to name changed fields)."""
+
+
 def key_rows(destination: int, entries: Sequence[Entry],
-             replacing: bool) -> list[tuple[int, str, int]]:
-    """(destination, key, entry) rows for the entries that do (or do not) replace older ones."""
-    return [(destination, key, entry.id) for entry in entries if entry.replaces == replacing
-            for key in entry.lookup_keys()]
+             replacing: bool) -> list[tuple[object, ...]]:
+    """Rows of ``KEY_COLUMNS`` for the entries that do (or do not) replace older ones."""
+    return [(destination, key, entry.id, entry.record_id, entry.fields_print, entry.answer,
+             entry.imported_at, entry.file, entry.row)
+            for entry in entries if entry.replaces == replacing for key in entry.lookup_keys()]
 
 
 def entry_row(destination: int, entry: Entry) -> tuple[object, ...]:
