@@ -142,8 +142,10 @@ def scripted_api():
 @pytest.fixture(autouse=True)
 def private_ledger(tmp_path_factory: pytest.TempPathFactory,
                    monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own ledger, so no test sees what another (or the user) imported."""
-    path = tmp_path_factory.mktemp("ledger") / "ledger.sqlite3"
-    monkeypatch.setenv("ROUTERA_LEDGER", str(path))
-    return path
+    """Every test gets its own ledger, so no test sees what another (or the user) imported;
+    a test that passes its own environment to ``run_import`` gets a private state folder."""
+    folder = tmp_path_factory.mktemp("ledger")
+    monkeypatch.setenv("ROUTERA_LEDGER", str(folder / "ledger.sqlite3"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(folder / "state"))
+    return folder / "ledger.sqlite3"
 

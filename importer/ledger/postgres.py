@@ -88,8 +88,9 @@ class PostgresStore:
             db.execute(SCHEMA)
             row = db.execute("SELECT value FROM ledger_meta WHERE name = 'schema'").fetchone()
             if row is None or row[0] != str(SCHEMA_VERSION):
-                raise LedgerError(f"ledger {self.location}: schema version {row and row[0]} is "
-                                  f"not {SCHEMA_VERSION} (written by another routera-import)")
+                raise LedgerError(f"ledger {self.location}: schema version {row and row[0]}, not "
+                                  f"{SCHEMA_VERSION}: written by another version of "
+                                  "routera-import; use another database or schema")
 
     def _transaction(self) -> "_Transaction":
         return _Transaction(self._lock, self._db, self.location)

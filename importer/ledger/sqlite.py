@@ -92,9 +92,9 @@ class SqliteStore:
     def _check_version(self) -> None:
         row = self._db.execute("SELECT value FROM ledger_meta WHERE name = 'schema'").fetchone()
         if row is None or row[0] != str(SCHEMA_VERSION):
-            raise sqlite3.DatabaseError(f"ledger schema version {row and row[0]} is not "
-                                        f"{SCHEMA_VERSION} "
-                                        "(written by a newer routera-import?)")
+            raise sqlite3.DatabaseError(
+                f"schema version {row and row[0]}, not {SCHEMA_VERSION}: written by another "
+                "version of routera-import; move the file aside")
 
     def _transaction(self) -> "_Guard":
         return _Guard(self._lock, self.location)
