@@ -61,6 +61,7 @@ fields:
   notes: Notes
   lead_source:
     value: routera-bench
+custom_fields: [postal_code, signup_date, notes, lead_source]
 """
 RUN_TIMEOUT = 600.0
 WIDEST_VALUE = 40

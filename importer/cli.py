@@ -32,6 +32,7 @@ from importer.runs.runner import RunOptions, run_import
 from importer.runs.stopping import Stop
 from importer.runs.summary import RunSummary, summary_text
 from importer.sandbox import DEFAULT_CUSTOM_FIELDS, Faults, Sandbox
+from importer.sending.breaker import DEFAULT_MAX_REJECTED, FIRST_ROWS
 from importer.sending.client import Timeouts
 from importer.sending.destination import TOKEN_ENV
 
@@ -130,6 +131,11 @@ def _run_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]")
     again.add_argument("--no-ledger", action="store_true",
                        help="send every row, even those the ledger says were imported earlier "
                        "(what is created is still recorded)")
+    send.add_argument("--max-rejected", type=_percent, default=DEFAULT_MAX_REJECTED,
+                      metavar="PCT",
+                      help="stop when more than PCT%% of the rows the API answered are rejected "
+                      f"(default: {DEFAULT_MAX_REJECTED:g}; the first {FIRST_ROWS} rows all "
+                      "rejected for the same field also stop the run; 100 turns this off)")
     report = run.add_argument_group("reporting")
     report.add_argument("--strict", action="store_true",
                         help="exit 1 when any row is invalid or rejected")
@@ -361,6 +367,7 @@ def _run(args: argparse.Namespace) -> int:
         resume=args.resume, force=args.force, retry_unknown=args.retry_unknown,
         strict=args.strict, overwrite=args.overwrite, ledger=args.ledger,
         no_ledger=args.no_ledger, errors=args.errors, skip_hidden_rows=args.skip_hidden_rows,
+        max_rejected=args.max_rejected,
     )
     stop = Stop()
     display = ProgressDisplay(sys.stderr, quiet=args.quiet)
@@ -502,6 +509,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
     if not value > 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text.strip().rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 100, not {text}")
     return value
 
 

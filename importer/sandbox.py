@@ -23,10 +23,9 @@ from types import TracebackType
 from typing import Any
 
 from importer.errors import ConfigError
+from importer.mapping.fields import SERVER_SET_FIELDS, STANDARD_FIELDS
 
-SYSTEM_FIELDS = ("id", "created_at", "updated_at", "archived", "archived_by")
-STANDARD_FIELDS = ("external_id", "first_name", "last_name", "email", "phone", "company",
-                   "job_title", "city", "country", "website_url", "contact_owner")
+SYSTEM_FIELDS = SERVER_SET_FIELDS
 DEFAULT_CUSTOM_FIELDS = ("lead_source", "postal_code", "notes", "signup_date", "customer_tier",
                          "source_system")
 IDENTITY = ("email", "first_name", "last_name")

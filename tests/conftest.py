@@ -14,6 +14,7 @@ from tests.postgres_server import postgres_server, postgres_url  # noqa: F401 (f
 TOKEN = "test-token-1f2e3d4c5b6a"
 PLAIN_MAPPING = """\
 version: 1
+custom_fields: [postal_code]
 fields:
   external_id: Customer ID
   first_name: First Name

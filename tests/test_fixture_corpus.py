@@ -56,7 +56,8 @@ def test_every_created_record_holds_exactly_the_cells(expected: Path, cli,
     spec = json.loads(expected.read_text(encoding="utf-8"))
     headers = spec["headers"]
     names = [f"col_{i}" for i in range(len(headers))]
-    lines = ["version: 1", "fields:", "  first_name: {value: fixture}"]
+    lines = ["version: 1", f"custom_fields: [{', '.join(names)}]", "fields:",
+             "  first_name: {value: fixture}"]
     lines += [f"  {name}: {json.dumps(header)}" for name, header in zip(names, headers,
                                                                           strict=True)]
     options = spec["options"]

@@ -7,7 +7,8 @@ import pytest
 from importer.sandbox import Sandbox
 from tests.conftest import TOKEN, read_results
 
-MAPPING = ("version: 1\nfields:\n  first_name: Name\n  email: Email\n  external_id: Id\n"
+MAPPING = ("version: 1\ncustom_fields: [postal_code, notes]\nfields:\n"
+           "  first_name: Name\n  email: Email\n  external_id: Id\n"
            "  phone: Phone\n  postal_code: Zip\n  notes: Notes\n")
 FIELDS = ("phone", "postal_code", "notes")
 

@@ -67,7 +67,7 @@ def test_python_tags_are_never_executed(tmp_path: Path) -> None:
 
 
 def test_yaml_1_1_surprises_are_kept_as_written(tmp_path: Path) -> None:
-    mapping = load(tmp_path, "version: 1\nfields:\n  email: E\n"
+    mapping = load(tmp_path, "version: 1\nallow_unknown_fields: true\nfields:\n  email: E\n"
                              "  a: {value: NO}\n  b: {value: 01234}\n  c: {value: 12:30}\n"
                              "  d: {value: 2024-03-01}\n  e: {value: 1e3}\n  f: {value: ~}\n"
                              "  g: {column: G, default: off}\n")
@@ -109,6 +109,7 @@ def test_a_repeated_header_is_an_error_only_when_mapped(tmp_path: Path) -> None:
 def test_constants_defaults_and_transforms(tmp_path: Path) -> None:
     bound, table = _bind(tmp_path, """\
 version: 1
+custom_fields: [lead_source]
 fields:
   email: {column: Email, transform: [trim, lower]}
   company: {column: Company, default: Unknown}
@@ -148,7 +149,7 @@ def test_the_editor_schema_refuses_what_the_loader_refuses(tmp_path: Path, text:
 
 
 def test_templates_join_columns_without_touching_values(tmp_path: Path) -> None:
-    bound, table = _bind(tmp_path, "version: 1\nfields:\n"
+    bound, table = _bind(tmp_path, "version: 1\ncustom_fields: [notes]\nfields:\n"
                          "  first_name: {template: \"{Last}, {First}\"}\n"
                          "  notes: {template: \"Ref {Id}\"}\n",
                          'Last,First,Id\nKing,Ada  Augusta,7\n,Grace,\n"O\nBrien",,\n')

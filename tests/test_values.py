@@ -106,7 +106,8 @@ def test_xlsx_numbers_dates_and_text(tmp_path: Path) -> None:
          dt.datetime(2024, 3, 1, 9, 30)],
         [4155550123, "Grace", 19.99, None, 2134, None],
     ])
-    mapping = FIELDS + "  signup_date: Signed up\n"
+    mapping = FIELDS.replace("[postal_code]", "[postal_code, signup_date]") + (
+        "  signup_date: Signed up\n")
     assert [f for _, f, _ in mapped(path, tmp_path, mapping)] == [
         {"external_id": "1001", "first_name": "Ada", "last_name": "2024-03-01",
          "email": "ada@example.com", "postal_code": "02134",

@@ -24,7 +24,7 @@ def check_mapping(path: Path, input_path: Path | None,
     """Raises ``MappingError`` (or ``InputError``) exactly as a run would, before sending."""
     mapping = load_mapping(path)
     options = options or ReadOptions()
-    check = MappingCheck(mapping)
+    check = MappingCheck(mapping, notes=_field_notes(mapping))
     if input_path is None:
         check.fields = [(spec.name, _described(spec, None)) for spec in mapping.fields]
         return check
@@ -32,11 +32,20 @@ def check_mapping(path: Path, input_path: Path | None,
         mapping.sheet, mapping.header_row, mapping.encoding, mapping.delimiter))
     bound, note = bind(mapping, table)
     check.source = describe(table)
-    check.notes = [note] if note else []
+    check.notes += [note] if note else []
     check.fields = [(spec.name, _described(spec, bound)) for spec in mapping.fields]
     used = set(bound.columns_used)
     check.unmatched = [h for i, h in enumerate(table.headers) if h and i not in used]
     return check
+
+
+def _field_notes(mapping: ColumnMapping) -> list[str]:
+    """How field names were checked, so a person knows what the check did not cover."""
+    if mapping.allow_unknown_fields:
+        return ["allow_unknown_fields: field names are sent unchecked (the API decides)"]
+    if mapping.custom_fields:
+        return [f"custom fields of the account: {', '.join(mapping.custom_fields)}"]
+    return []
 
 
 def _described(spec: FieldSpec, bound: BoundMapping | None) -> str:

@@ -78,6 +78,7 @@ class Draft:
     matches: dict[str, Match] = field(default_factory=dict)
     hints: dict[str, str] = field(default_factory=dict)
     """Unmatched header -> a custom field it looks like (to pass with ``--fields``)."""
+    custom_fields: tuple[str, ...] = ()
 
 
 def draft(headers: list[str], custom_fields: tuple[str, ...] = ()) -> Draft:
@@ -109,7 +110,8 @@ def draft(headers: list[str], custom_fields: tuple[str, ...] = ()) -> Draft:
             used.add(headers.index(split))
     unmatched = [h for i, h in enumerate(headers) if h and i not in used]
     ordered = [(name, taken[name]) for name in candidates if name in taken]
-    return Draft(ordered, unmatched, split, matches, _custom_hints(unmatched, custom_fields))
+    return Draft(ordered, unmatched, split, matches, _custom_hints(unmatched, custom_fields),
+                 custom_fields)
 
 
 def _similar(headers: list[str], candidates: dict[str, set[str]], matches: dict[str, Match],
@@ -191,6 +193,9 @@ def render(table: Table, result: Draft, sheet: str | None) -> str:
              "# Check it, then: routera-import check-mapping THIS_FILE "
              f"{table.path.name}",
              "version: 1"]
+    if result.custom_fields:
+        names = ", ".join(_text(name) for name in result.custom_fields)
+        lines.append(f"custom_fields: [{names}]   # the account's own fields (from --fields)")
     if sheet:
         lines.append(f"sheet: {_text(sheet)}")
     if table.header_row != 1:

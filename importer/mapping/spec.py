@@ -19,14 +19,16 @@ import yaml
 
 from importer.errors import MappingError
 from importer.mapping import transforms
+from importer.mapping.fields import SERVER_SET_FIELDS, did_you_mean, standard_fields
 from importer.mapping.transforms import Transform
 from importer.readers.encodings import normalise_encoding
 from importer.readers.text import DELIMITERS
 
-FORBIDDEN_FIELDS = ("id", "created_at", "updated_at", "archived", "archived_by")
+FORBIDDEN_FIELDS = SERVER_SET_FIELDS
 DEFAULT_REQUIRED_ANY = ("email", "first_name", "last_name")
 TOP_KEYS = ("version", "object", "sheet", "header_row", "encoding", "delimiter", "fields",
-            "required_any")
+            "required_any", "custom_fields", "allow_unknown_fields")
+BOOLEANS = {"true": True, "false": False}
 DELIMITER_WORDS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "\\t": "\t"}
 FIELD_KEYS = ("column", "value", "template", "transform", "default")
 SOURCE_KEYS = ("column", "value", "template")
@@ -80,6 +82,14 @@ class ColumnMapping:
     header_row: int | None = None
     encoding: str | None = None
     delimiter: str | None = None
+    custom_fields: tuple[str, ...] = ()
+    allow_unknown_fields: bool = False
+
+    @property
+    def known_fields(self) -> tuple[str, ...]:
+        """The fields the API is known to accept: the object's standard ones and the
+        account's custom fields listed in the mapping."""
+        return standard_fields(self.object) + self.custom_fields
 
 
 def load_mapping(path: Path) -> ColumnMapping:
@@ -145,17 +155,70 @@ class _Builder:
         if "fields" not in top:
             raise self.fail(root, "no 'fields'; list the API fields and the columns that feed them")
         fields = tuple(self.field_spec(k, v) for k, v in self.field_nodes(top["fields"]))
+        object_name = self.object_name(top.get("object"))
+        custom = self.custom_fields(top.get("custom_fields"))
+        if not self.flag(top.get("allow_unknown_fields"), "allow_unknown_fields"):
+            self.check_known(top["fields"], object_name, custom)
         return ColumnMapping(
             path=self.path,
             digest="",
             fields=fields,
             required_any=self.required_any(top.get("required_any"), fields),
-            object=self.object_name(top.get("object")),
+            object=object_name,
+            custom_fields=custom,
+            allow_unknown_fields=self.flag(top.get("allow_unknown_fields"),
+                                           "allow_unknown_fields"),
             sheet=self.optional_text(top.get("sheet"), "sheet"),
             header_row=self.header_row(top.get("header_row")),
             encoding=self.encoding(top.get("encoding")),
             delimiter=self.delimiter(top.get("delimiter")),
         )
+
+    def custom_fields(self, node: yaml.Node | None) -> tuple[str, ...]:
+        """The account's custom field names, as the API spells them."""
+        if node is None:
+            return ()
+        items = node.value if isinstance(node, yaml.SequenceNode) else None
+        if items is None:
+            raise self.fail(node, "custom_fields must be a list of the account's custom field "
+                            "names, such as [lead_source, postal_code]")
+        names = []
+        for item in items:
+            name = self.text(item, "a custom field name").strip()
+            if not name:
+                raise self.fail(item, "a custom field name is empty")
+            if name in FORBIDDEN_FIELDS:
+                raise self.fail(item, f"{name!r} is set by the server, not a custom field; "
+                                "remove it")
+            names.append(name)
+        return tuple(names)
+
+    def flag(self, node: yaml.Node | None, what: str) -> bool:
+        text = self.optional_text(node, what)
+        if node is None or text is None:
+            return False
+        if text.strip().lower() not in BOOLEANS:
+            raise self.fail(node, f"{what} must be true or false, not {text!r}")
+        return BOOLEANS[text.strip().lower()]
+
+    def check_known(self, fields: yaml.Node, object_name: str,
+                    custom: tuple[str, ...]) -> None:
+        """Every field must be one the API accepts: a standard field of the object or one of
+        the account's custom fields. A misspelt name would otherwise be sent with every row
+        and rejected by the API every time."""
+        known = standard_fields(object_name) + custom
+        for key_node, _ in fields.value:
+            name = self.text(key_node, "a field name").strip()
+            if name in known:
+                continue
+            where = (f"a standard field of {object_name}" if standard_fields(object_name)
+                     else f"listed under custom_fields (the fields of {object_name!r} are not "
+                     "known to this tool)")
+            raise self.fail(key_node, f"field {name!r} is not {where}"
+                            f"{did_you_mean(name, known)}; correct the name, or, if the "
+                            f"account has a custom field {name!r}, list it: "
+                            f"custom_fields: [{name}] (allow_unknown_fields: true turns this "
+                            "check off)")
 
     def _check_tree(self, root: yaml.Node) -> None:
         """Refuse foreign tags and aliases anywhere, before any value is read."""

@@ -16,9 +16,12 @@ class ExitCode(IntEnum):
         return member
 
     OK = 0, "every row created, duplicate, invalid or rejected (ready in a dry run)"
-    ROWS = 1, "some rows failed or were skipped (or, with --strict, invalid or rejected)"
+    ROWS = 1, ("some rows failed or were skipped, or the API rejected every row it answered "
+               "(or more than --max-rejected of them) (or, with --strict, any row is invalid or "
+               "rejected)")
     USAGE = 2, "nothing was sent (bad arguments, input or mapping)"
-    STOPPED = 3, "the run was stopped (the API refused the token, Ctrl-C or SIGTERM)"
+    STOPPED = 3, ("the run was stopped (the breaker saw systematic rejections, the API refused "
+                  "the token, Ctrl-C or SIGTERM)")
 
 
 def epilog() -> str:

@@ -45,6 +45,8 @@ class Prior:
     fingerprint: dict[str, object]
     outcomes: dict[int, Outcome] = field(default_factory=dict)
     unknown: set[int] = field(default_factory=set)
+    breaker: bool = False
+    """The run that wrote it was stopped by the breaker for systematic rejections."""
 
 
 def load_prior(path: Path) -> Prior | None:
@@ -77,6 +79,8 @@ def _replay(records: list[dict[str, Any]]) -> Prior:
     for record in records[1:]:
         if "send" in record:
             prior.unknown.add(record["send"])
+        elif "end" in record:
+            prior.breaker = bool(record.get("breaker"))
         elif "row" in record:
             outcome = Outcome.from_record(record)
             prior.outcomes[outcome.row] = outcome
@@ -112,9 +116,14 @@ class Journal:
     def outcome(self, outcome: Outcome) -> None:
         self._write(_record(outcome))
 
-    def close(self, complete: bool) -> None:
+    def close(self, complete: bool, breaker: bool = False) -> None:
+        """``breaker``: the run was stopped for systematic rejections, so a resume may come
+        with a fixed mapping (see ``importer.runs.resume``)."""
         try:
-            self._write({"end": _now(), "complete": complete})
+            end: dict[str, Any] = {"end": _now(), "complete": complete}
+            if breaker:
+                end["breaker"] = True
+            self._write(end)
             with self._lock:
                 os.fsync(self._fd)
         finally:

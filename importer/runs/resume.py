@@ -40,6 +40,9 @@ class Plan:
     retry_unknown: bool = False
     discarded: bool = False
     """An earlier journal exists but describes other rows: keep it aside, do not overwrite it."""
+    resend_rejected: bool = False
+    """The earlier run was stopped by the breaker: its rejections came from a mapping (or an
+    account) that is being fixed, so rejected rows are sent again instead of kept."""
 
     def carried(self) -> list[Outcome]:
         """Earlier outcomes the new journal must still know about."""
@@ -57,7 +60,8 @@ class Plan:
     def settled(self, row: int, keyed: bool) -> Outcome | None:
         """The row's outcome without sending it, or None when it must be sent."""
         earlier = self.outcomes.get(row)
-        if self.keep_final and earlier is not None and earlier.status in FINAL:
+        if self.keep_final and earlier is not None and earlier.status in FINAL and not (
+                self.resend_rejected and earlier.status in RETHOUGHT):
             return earlier
         if keyed:
             return None
@@ -71,6 +75,10 @@ class Plan:
         return None
 
 
+RETHOUGHT = frozenset({Status.REJECTED, Status.INVALID})
+"""Outcomes that depend on the mapping, re-decided after a breaker stop."""
+
+
 def _created(outcome: Outcome) -> bool:
     return outcome.status == Status.CREATED or outcome.code == Code.CREATED_BY_EARLIER_RUN
 
@@ -81,16 +89,21 @@ def plan_for(prior: Prior | None, fingerprint: dict[str, object], journal: Path,
 
     A changed mapping does not change which record a row number names, so a rerun still
     protects the keyless rows an earlier run created; only ``--resume`` refuses it, because
-    the earlier outcomes (invalid, rejected) may no longer hold.
+    the earlier outcomes (invalid, rejected) may no longer hold. After a run the breaker
+    stopped, that change is the expected fix: ``--resume`` accepts it without ``--force`` and
+    sends the rejected rows again (created rows stay created).
     """
     if prior is None:
         note = "nothing to resume: no earlier run of these results was found" if resume else ""
         return Plan(retry_unknown=retry_unknown), note
     changed = [FINGERPRINT_NAMES.get(k, k) for k in FINGERPRINT_NAMES
                if prior.fingerprint.get(k) != fingerprint.get(k)]
-    if changed and resume and not force:
+    after_breaker = resume and prior.breaker
+    blocking = [name for name in changed
+                if not (after_breaker and name == FINGERPRINT_NAMES["mapping"])]
+    if blocking and resume and not force:
         raise ResumeError(
-            f"cannot resume: {', '.join(changed)} changed since {journal.name} was written; "
+            f"cannot resume: {', '.join(blocking)} changed since {journal.name} was written; "
             "run without --resume to import it as a new run (rows the earlier run created are "
             "still recognised while the input is the same), or pass --force to keep the earlier "
             "outcomes anyway")
@@ -100,8 +113,14 @@ def plan_for(prior: Prior | None, fingerprint: dict[str, object], journal: Path,
             f"the earlier results were for other rows ({', '.join(rows_moved)} changed); "
             f"starting fresh (the earlier journal is kept as {journal.name}.previous)")
     plan = Plan(dict(prior.outcomes), set(prior.unknown), keep_final=resume,
-                retry_unknown=retry_unknown)
+                retry_unknown=retry_unknown, resend_rejected=after_breaker)
     done = sum(1 for o in prior.outcomes.values() if o.status in FINAL)
+    if after_breaker:
+        again = sum(1 for o in prior.outcomes.values() if o.status in RETHOUGHT)
+        return plan, (f"resumed after the breaker stopped the earlier run: "
+                      f"{done - again:,} rows kept, the {again:,} rejected rows are sent again"
+                      + (" with the changed mapping" if FINGERPRINT_NAMES["mapping"] in changed
+                         else ""))
     if resume:
         return plan, f"resumed: {done:,} rows kept from the earlier run"
     return plan, ""

@@ -48,6 +48,7 @@ from importer.runs.reporting import Progress, Reporter, RunStart
 from importer.runs.resume import Plan, plan_for
 from importer.runs.stopping import Stop
 from importer.runs.summary import RunSummary, summary_sheet
+from importer.sending.breaker import DEFAULT_MAX_REJECTED, Breaker, Watched
 from importer.sending.client import RecordsClient, Target, Timeouts
 from importer.sending.deadlines import build_session
 from importer.sending.delivery import Delivery, RetryPolicy
@@ -92,6 +93,9 @@ class RunOptions:
     no_ledger: bool = False
     """Send every row without consulting the ledger (what is created is still recorded)."""
     errors: Path | None = None
+    max_rejected: float = DEFAULT_MAX_REJECTED
+    """Stop when more than this percent of the rows the API answered were rejected (the
+    breaker, ``importer.sending.breaker``); 100 turns the breaker off."""
 
 
 def run_import(
@@ -223,6 +227,8 @@ class _Run:
                                   strict=options.strict, mapping=mapping.path)
         self.seq = 0
         self.settled: list[tuple[int, Outcome]] = []
+        self.breaker = Breaker(options.max_rejected, mapping.known_fields)
+        self.tripped = False
         self.writer: ResultsWriter
         self.ledger: RunLedger | None = None
         self.digest: Callable[[], str] = lambda: file_digest(options.input)
@@ -273,7 +279,7 @@ class _Run:
 
     def _close_journal(self, journal: Journal) -> None:
         try:
-            journal.close(complete=not self.stop_reason)
+            journal.close(complete=not self.stop_reason, breaker=self.tripped)
         except JournalError as exc:
             self._request_stop(exc.strerror or str(exc))
 
@@ -362,13 +368,19 @@ class _Run:
             self.stop.on_force(client.deadlines.expire_all)
         throttle = Throttle(self.options.rate_limit)
         delivery = Delivery(client, RetryPolicy(self.options.max_retries), throttle, self.stop)
-        return Workers(delivery, journal, self.writer, concurrency, self.stop,
+        sink = Watched(self.writer, self.breaker, self._trip)
+        return Workers(delivery, journal, sink, concurrency, self.stop,
                        on_stop=self._request_stop, on_settled=self._settled)
 
     def _settled(self, fields: dict[str, str], outcome: Outcome) -> None:
         """After the journal has a sent row's outcome: the ledger records 201s and 409s."""
         if self.ledger:
             self.ledger.record(fields, outcome, fresh=True)
+
+    def _trip(self, reason: str) -> None:
+        """The breaker saw systematic rejections: stop sending; the rest is skipped."""
+        self.tripped = True
+        self._request_stop(reason)
 
     def _request_stop(self, reason: str) -> None:
         if not self.stop_reason:
@@ -486,6 +498,9 @@ class _Run:
                                "with --resume to settle them")
         summary.stop_reason = self.stop_reason or (
             "interrupted (Ctrl-C or SIGTERM) before every row was sent" if interrupted else "")
+        summary.rejected_alert = "" if summary.stop_reason else self.breaker.verdict()
+        if summary.rejected_alert:
+            summary.notes.append(summary.rejected_alert)
         summary.empty_rows = self.table.stats.empty_rows
         summary.rows_above_header = self.table.stats.rows_above_header
         summary.notes += self.table.notes(self.bound.columns_used)

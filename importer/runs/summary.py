@@ -31,6 +31,7 @@ class SummaryFacts(TypedDict):
     notes: list[str]
     previews: list[dict[str, object]]
     stop_reason: str
+    rejected_alert: str
     exit_code: int
     errors_file: str | None
     errors_rows: int
@@ -60,6 +61,9 @@ class RunSummary:
     """The file of rows to fix and re-import, when there are any."""
     errors_rows: int = 0
     error_codes: dict[str, int] = field(default_factory=dict)
+    rejected_alert: str = ""
+    """Set when the run completed but every row the API answered (or more than
+    ``--max-rejected`` percent of them) was rejected: the exit code is then not 0."""
 
     @property
     def rows(self) -> int:
@@ -82,7 +86,7 @@ class RunSummary:
             "counts": {str(status): self.counts.get(status, 0) for status in Status},
             "empty_rows": self.empty_rows, "rows_above_header": self.rows_above_header,
             "notes": self.notes, "previews": self.previews, "stop_reason": self.stop_reason,
-            "exit_code": int(self.exit_code),
+            "rejected_alert": self.rejected_alert, "exit_code": int(self.exit_code),
             "errors_file": str(self.errors) if self.errors else None,
             "errors_rows": self.errors_rows,
             "error_codes": dict(sorted(self.error_codes.items())),
@@ -90,11 +94,12 @@ class RunSummary:
 
     @property
     def exit_code(self) -> ExitCode:
-        """0 all rows settled, 1 some failed or skipped (or, with --strict, invalid or
-        rejected), 3 the run was stopped (bad token, signal)."""
+        """0 all rows settled, 1 some failed or skipped or the API rejected (nearly) all it
+        answered (or, with --strict, invalid or rejected), 3 the run was stopped (the breaker,
+        bad token, signal)."""
         if self.stop_reason:
             return ExitCode.STOPPED
-        if self.counts[Status.FAILED] or self.counts[Status.SKIPPED]:
+        if self.counts[Status.FAILED] or self.counts[Status.SKIPPED] or self.rejected_alert:
             return ExitCode.ROWS
         if self.strict and (self.counts[Status.INVALID] or self.counts[Status.REJECTED]):
             return ExitCode.ROWS
