@@ -33,7 +33,8 @@ from tests.conftest import PLAIN_MAPPING, TOKEN, dump, read_results, records
 from tests.test_reliability import check_invariants, make_export
 
 ROOT = Path(__file__).resolve().parent.parent
-MAPPING = PLAIN_MAPPING + "  phone: Phone\n  notes: Notes\n  signup_date: Signed up\n"
+MAPPING = PLAIN_MAPPING.replace("[postal_code]", "[postal_code, notes, signup_date]") + (
+    "  phone: Phone\n  notes: Notes\n  signup_date: Signed up\n")
 
 
 @pytest.fixture
@@ -221,7 +222,8 @@ def test_a_float_is_sent_as_shown_and_only_whole_ones_can_be_identifiers(value: 
 
 def _mapping(tmp_path: Path, *lines: str) -> Path:
     path = tmp_path / "mapping.yaml"
-    path.write_text("version: 1\nfields:\n" + "".join(f"  {line}\n" for line in lines),
+    path.write_text("version: 1\ncustom_fields: [notes]\nfields:\n"
+                    + "".join(f"  {line}\n" for line in lines),
                     encoding="utf-8")
     return path
 
