@@ -17,6 +17,7 @@ from tests.conftest import read_results, records, write_csv
 
 MAPPING = """\
 version: 1
+custom_fields: [postal_code, customer_tier]
 fields:
   external_id: Customer ID
   first_name: First Name
@@ -120,7 +121,8 @@ def test_workbook_input_gives_a_text_only_workbook_that_reimports(cli, sandbox,
     sheet.append([7, "  Cy ", "cy@", "0042"])
     book.save(tmp_path / "export.xlsx")
     mapping = tmp_path / "m.yaml"
-    mapping.write_text("version: 1\nsheet: Contacts\nheader_row: 3\nfields:\n"
+    mapping.write_text("version: 1\nsheet: Contacts\nheader_row: 3\n"
+                       "custom_fields: [postal_code]\nfields:\n"
                        "  external_id: Customer ID\n  first_name: First Name\n"
                        "  email: Email\n  postal_code: Zip\n", encoding="utf-8")
     assert cli("run", tmp_path / "export.xlsx", "--mapping", mapping, "--api-url", sandbox.url,
