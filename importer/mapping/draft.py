@@ -193,9 +193,6 @@ def render(table: Table, result: Draft, sheet: str | None) -> str:
              "# Check it, then: routera-import check-mapping THIS_FILE "
              f"{table.path.name}",
              "version: 1"]
-    if result.custom_fields:
-        names = ", ".join(_text(name) for name in result.custom_fields)
-        lines.append(f"custom_fields: [{names}]   # the account's own fields (from --fields)")
     if sheet:
         lines.append(f"sheet: {_text(sheet)}")
     if table.header_row != 1:
@@ -216,6 +213,9 @@ def render(table: Table, result: Draft, sheet: str | None) -> str:
         lines.append("  # no column matched a known field; map at least email, first_name or "
                      "last_name")
     lines.append("required_any: [email, first_name, last_name]")
+    if result.custom_fields:
+        names = ", ".join(_text(name) for name in result.custom_fields)
+        lines.append(f"custom_fields: [{names}]   # the account's own fields (from --fields)")
     if result.unmatched:
         lines.append("# Columns not imported (add `api_field: Column` under fields: for any "
                      "the account has):")
