@@ -80,7 +80,8 @@ def test_a_decimal_format_is_not_mistaken_for_zero_padding() -> None:
     assert render(123456789, "00000-0000") == "12345-6789"
 
 
-SHEET_MAPPING = ("version: 1\nfields:\n  external_id: Customer ID\n  first_name: First Name\n"
+SHEET_MAPPING = ("version: 1\ncustom_fields: [notes]\nfields:\n  external_id: Customer ID\n"
+                 "  first_name: First Name\n"
                  "  email: Email\n  notes: Notes\n")
 
 
