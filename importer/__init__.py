@@ -8,7 +8,8 @@ change without notice. Exceptions that stop a run before anything is sent::
     ├── MappingError        the mapping file is malformed or does not fit the headers
     ├── ConfigError         an argument or environment setting cannot be used
     ├── ResumeError         earlier results cannot be continued safely
-    └── LockedError         another run is writing the same results file
+    ├── LockedError         another run is writing the same results file
+    └── LedgerError         the import ledger cannot be opened (during a run: the run stops)
 
 Row problems are never exceptions: they are outcomes in the results (see ``Status``).
 """
@@ -19,6 +20,7 @@ from importer.errors import (
     ConfigError,
     ImporterError,
     InputError,
+    LedgerError,
     LockedError,
     MappingError,
     ResumeError,
@@ -35,6 +37,7 @@ __all__ = [
     "ConfigError",
     "ImporterError",
     "InputError",
+    "LedgerError",
     "LockedError",
     "MappingError",
     "Progress",

@@ -28,3 +28,8 @@ class ResumeError(ImporterError):
 
 class LockedError(ImporterError):
     """Another run is writing the same results file right now."""
+
+
+class LedgerError(ImporterError):
+    """The import ledger cannot be opened, read or written (a bad path, an unreachable
+    database). Before sending it refuses the run; during a run it stops it instead."""

@@ -135,7 +135,8 @@ class RunLedger:
             self._pending.append(entry)
 
     def close(self) -> None:
-        """Write what is queued; a failure is reported through ``on_error``."""
+        """Write what is queued; a failure is reported through ``on_error``. Safe to call
+        again (the run closes it; ``run_import`` makes sure, whatever happened)."""
         self._closed.set()
         self._writer.join()
         self._flush_now()

@@ -13,16 +13,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from importer.errors import ImporterError
+from importer.errors import LedgerError
 from importer.ledger.fingerprints import combined_key, fields_key, single_keys
 
 CREATED = "created"
 EXISTING = "existing"
 SCHEMA_VERSION = 2
 
-
-class LedgerError(ImporterError):
-    """The ledger cannot be opened, read or written (a bad path, an unreachable database)."""
+__all__ = ["CREATED", "EXISTING", "EXPORT_COLUMNS", "KEY_COLUMNS", "SCHEMA_VERSION",
+           "DestinationInfo", "Entry", "Found", "LedgerError", "LedgerStore", "Selection",
+           "entry_row", "key_rows", "parse_prints"]
 
 
 @dataclass(frozen=True, slots=True)

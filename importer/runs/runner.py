@@ -161,6 +161,7 @@ def run_table(
             return run.run(on_start, on_progress, session)
         finally:
             if run.ledger:
+                run.ledger.close()
                 run.ledger.store.close()
 
 
