@@ -32,7 +32,7 @@ from importer.runs.runner import RunOptions, run_import
 from importer.runs.stopping import Stop
 from importer.runs.summary import RunSummary, summary_text
 from importer.sandbox import DEFAULT_CUSTOM_FIELDS, Faults, Sandbox
-from importer.sending.breaker import DEFAULT_MAX_REJECTED, FIRST_ROWS
+from importer.sending.breaker import DEFAULT_MAX_REJECTED, FIRST_ROWS, WINDOW
 from importer.sending.client import Timeouts
 from importer.sending.destination import TOKEN_ENV
 
@@ -133,9 +133,10 @@ def _run_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]")
                        "(what is created is still recorded)")
     send.add_argument("--max-rejected", type=_percent, default=DEFAULT_MAX_REJECTED,
                       metavar="PCT",
-                      help="stop when more than PCT%% of the rows the API answered are rejected "
-                      f"(default: {DEFAULT_MAX_REJECTED:g}; the first {FIRST_ROWS} rows all "
-                      "rejected for the same field also stop the run; 100 turns this off)")
+                      help=f"stop when more than PCT%% of the last {WINDOW} rows the API "
+                      f"answered were rejected (default: {DEFAULT_MAX_REJECTED:g}); the first "
+                      f"{FIRST_ROWS} rows all rejected for the same reason also stop the run; "
+                      "100 turns the breaker off")
     report = run.add_argument_group("reporting")
     report.add_argument("--strict", action="store_true",
                         help="exit 1 when any row is invalid or rejected")

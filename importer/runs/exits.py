@@ -17,8 +17,8 @@ class ExitCode(IntEnum):
 
     OK = 0, "every row created, duplicate, invalid or rejected (ready in a dry run)"
     ROWS = 1, ("some rows failed or were skipped, or the API rejected every row it answered "
-               "(or more than --max-rejected of them) (or, with --strict, any row is invalid or "
-               "rejected)")
+               "(or more than --max-rejected percent of them), or, with --strict, any row is "
+               "invalid or rejected")
     USAGE = 2, "nothing was sent (bad arguments, input or mapping)"
     STOPPED = 3, ("the run was stopped (the breaker saw systematic rejections, the API refused "
                   "the token, Ctrl-C or SIGTERM)")
