@@ -45,6 +45,7 @@ CASES = {
     "turkish-cp1254": ("cp1254", ",", TURKISH, "Şükrü"),
     "greek-cp1253": ("cp1253", ",", GREEK, "Γιώργος"),
     "lithuanian-cp1257": ("cp1257", ",", LITHUANIAN, "Žydrūnė"),
+    "russian-dos-cp866": ("cp866", ",", RUSSIAN, "Иван"),
 }
 
 
@@ -86,7 +87,7 @@ def test_two_plausible_readings_are_refused_naming_both_with_their_words(tmp_pat
 
 def test_bytes_no_encoding_reads_as_text_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "export.csv"
-    path.write_bytes(b"Email,Name\na@x.io,\x81\x8d\x8f\x90\x9d\n")
+    path.write_bytes(b"Email,Name\na@x.io,\x81\xb0\x8d\xdb\x8f\n")
     with pytest.raises(InputError, match="no single-byte encoding reads it as plausible text"):
         open_table(path, ReadOptions())
 
@@ -158,3 +159,18 @@ def test_dry_run_shows_the_encoding_and_words_before_anything_is_sent(cli,
                  tmp_path / "r.csv")
     assert result.code == 0, result.err
     assert '(cp1251, read as "Имя", "Фамилия", "Иван"' in result.out
+
+
+def test_excel_csv_macintosh_with_cr_line_ends(tmp_path: Path) -> None:
+    """Found by attacking the reader: classic Mac files end lines with CR alone."""
+    path = tmp_path / "mac.csv"
+    path.write_bytes("\r".join(",".join(row) for row in GERMAN).encode("mac_roman") + b"\r")
+    assert _cells(path) == GERMAN
+
+
+def test_cp1252_file_whose_only_legacy_bytes_are_punctuation(tmp_path: Path) -> None:
+    """Found by attacking the reader: "5 €" must not make cp1251's "5 Ђ" a rival."""
+    rows = [["First Name", "Email", "Notes"], ["Ada", "a@x.io", "“VIP” – call back"],
+            ["Bob", "b@x.io", "costs 5 €"], ["Cy", "c@x.io", "it’s fine"]]
+    path = _write(tmp_path / "e.csv", rows, "cp1252")
+    assert _cells(path) == rows

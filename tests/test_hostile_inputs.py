@@ -34,7 +34,7 @@ def _missing(path: Path) -> str:
 
 
 def _not_utf8_or_1252(path: Path) -> str:
-    path.write_bytes(b"Email,Name\na@x.io,\x81\x8d\x8f\x90\x9d\n")
+    path.write_bytes(b"Email,Name\na@x.io,\x81\xb0\x8d\xdb\x8f\n")
     return "no single-byte encoding reads it as plausible text"
 
 

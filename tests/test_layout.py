@@ -93,6 +93,14 @@ def test_total_lines_in_many_shapes(tmp_path: Path) -> None:
     assert [r for r, m in marked.items() if m] == [3, 4, 5, 6]
 
 
+def test_a_german_report_total_with_euro_amounts(tmp_path: Path) -> None:
+    """Found by attacking the reader: "Summe;;;;1.334,51 €" was only missing-identity."""
+    path = tmp_path / "e.csv"
+    path.write_text("Kundennummer;Vorname;E-Mail;Umsatz\n000101;Jürgen;j@x.de;1.234,56 €\n"
+                    "Summe;;;1.334,51 €\nGesamt;;;EUR 1.334,51\n", encoding="utf-8")
+    assert [r for r, m in _marked(path).items() if m] == [3, 4]
+
+
 def test_a_repeated_header_in_another_case_is_still_the_header(tmp_path: Path) -> None:
     path = tmp_path / "e.csv"
     path.write_text("First Name,Email\nAda,a@x.io\nFIRST NAME , email\nBob,b@x.io\n",

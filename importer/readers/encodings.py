@@ -26,7 +26,7 @@ __all__ = ["CANDIDATES", "Reading", "choose_legacy", "normalise_encoding", "samp
 
 CANDIDATES = (
     "cp1252", "cp1250", "cp1251", "cp1253", "cp1254", "cp1257", "cp850", "cp437", "mac_roman",
-    "iso8859_1", "iso8859_2", "iso8859_15", "koi8_r",
+    "iso8859_1", "iso8859_2", "iso8859_15", "koi8_r", "cp866",
 )
 """Tried in this order; when several give the same text, the first one names the reading."""
 
@@ -194,8 +194,23 @@ def _cost(words: Counter[bytes], encoding: str) -> tuple[float, float]:
             if ch.isalpha() and not key.isascii():
                 letters[key] += count
     uncovered, languages = _cover(letters)
-    odd_cost += ODD * uncovered
+    odd_cost += ODD * (uncovered + _stray_letters(words, encoding))
     return odd_cost + cost + NEW_LANGUAGE * max(0, languages - 1), odd_cost
+
+
+def _stray_letters(words: Counter[bytes], encoding: str) -> int:
+    """Cyrillic or Greek letters standing alone (``5 Ђ`` for ``5 €``) in a file that has no
+    word of two or more letters in that script: a symbol read as a letter."""
+    lone: Counter[str] = Counter()
+    scripts: set[str] = set()
+    for word, count in words.items():
+        text = word.decode(encoding)
+        letters = [ch for ch in text if ch.isalpha()]
+        if len(letters) == 1 and not letters[0].isascii():
+            lone[_script(letters[0])] += count
+        elif len(letters) > 1:
+            scripts.update(_script(ch) for ch in letters)
+    return sum(n for script, n in lone.items() if script != "LATIN" and script not in scripts)
 
 
 def _oddities(word: str) -> tuple[int, int]:

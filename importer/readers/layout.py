@@ -24,7 +24,10 @@ from importer.rows.problems import Code
 MAX_FOOTER_ROWS = 20
 TOTAL = re.compile(r"\s*(?:grand\s+|sub-?\s*)?(?:totals?|count|sum|summe|gesamt|insgesamt)"
                    r"\s*(?::|\(|\d|$)", re.IGNORECASE)
-NUMBER = re.compile(r"[-+(]?[$€£]?\s*[\d.,' ]*\d[\d.,' ]*\)?%?\s*")
+CURRENCY = r"(?:[$€£¥₹]|[A-Z]{3}|kr|zł|Kč|Ft|\u0440\u0443\u0431\.?)?"
+NUMBER = re.compile(rf"\s*[-+(]?{CURRENCY}\s*-?[\d.,'\u00a0\u202f ]*\d[\d.,'\u00a0\u202f ]*"
+                    rf"\)?%?\s*{CURRENCY}\s*")
+"""A number as reports show amounts: ``1.334,51 €``, ``$1,234.50``, ``(12)``, ``15%``, ``EUR 9``."""
 SHOWN_CHARS = 60
 
 

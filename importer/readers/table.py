@@ -176,8 +176,8 @@ class Table:
         count = self.stats.not_contacts
         if count:
             notes.append(f"{count} row{'s' if count > 1 else ''} of the file "
-                         f"{'are' if count > 1 else 'is'} not contacts (a repeated header, a "
-                         "section title, a total line or a footer): not sent, see "
+                         f"{'are not contacts' if count > 1 else 'is not a contact'} (a repeated "
+                         "header, a section title, a total line or a footer): not sent, see "
                          "not-a-contact in the results")
         hidden = self.stats.hidden_rows
         if hidden:
