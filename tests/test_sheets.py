@@ -150,3 +150,33 @@ def test_init_drafts_the_sheet_that_has_the_columns(cli) -> None:
     assert result.code == 0, result.err
     assert "sheet: Contacts\n" in result.out
     assert "  first_name: First Name" in result.out
+
+
+def test_an_empty_settings_part_nobody_reads_is_not_damage() -> None:
+    """LibreOffice 5.1 and OpenOffice 4.0 write an empty Configurations2/accelerator/current.xml
+    (this fixture is merged.ods with that part added)."""
+    table = open_table(SHEETS / "merged-oo4-empty-part.ods", ReadOptions())
+    assert _rows(table)[1] == ["Grace", "Hopper", "grace@example.com", "Acme Corp"]
+
+
+def test_old_xls_text_stored_as_utf16_is_read_as_meant_and_other_nuls_refused() -> None:
+    from importer.errors import InputError
+    from importer.readers.workbook import _without_nuls
+
+    cells = ["F\x00o\x00r\x00m\x00u\x00l\x00a\x00", "plain", "A\x00"]
+    _without_nuls(Path("old.xls"), cells, 1, 0)
+    assert cells == ["Formula", "plain", "A"]
+    with pytest.raises(InputError, match=r"old.xls: cell B7 holds NUL characters"):
+        _without_nuls(Path("old.xls"), ["ok", "ab\x00\x00cd"], 7, 0)
+
+
+def test_an_excel_95_workbook_is_named_as_such(tmp_path: Path) -> None:
+    """LibreOffice cannot save Excel 95, so only the part that tells it apart is written: an
+    OLE file whose sheets are in a stream named Book, not Workbook."""
+    from importer.errors import InputError
+
+    path = tmp_path / "old.xls"
+    path.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504)
+                     + "Book\x00".encode("utf-16-le") + bytes(512))
+    with pytest.raises(InputError, match=r"is an Excel 5\.0/95 workbook .* save it as XLSX"):
+        open_table(path, ReadOptions())

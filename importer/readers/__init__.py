@@ -26,6 +26,9 @@ HEAD_BYTES = 65_536
 WORKBOOK_SUFFIXES = {".xlsx", ".xlsm", ".xlsb", ".xls", ".ods"}
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
+WORKBOOK_STREAM = "Workbook".encode("utf-16-le")
+BOOK_STREAM = "Book\x00".encode("utf-16-le")
+"""Excel 97 and later keep the sheets in an OLE stream named Workbook; Excel 5.0/95 in Book."""
 FOREIGN_MAGIC = {
     b"%PDF": "a PDF document",
     b"\x89PNG": "a PNG image",
@@ -152,4 +155,7 @@ def _ole_kind(path: Path) -> str:
     data = path.read_bytes()
     if ENCRYPTED_STREAM in data:
         raise password_protected(path)
+    if WORKBOOK_STREAM not in data and BOOK_STREAM in data:
+        raise InputError(f"{path}: is an Excel 5.0/95 workbook (or older), a format this tool "
+                         "does not read; open it in Excel or LibreOffice and save it as XLSX")
     return "xls"

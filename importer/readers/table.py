@@ -183,8 +183,9 @@ class Table:
         if hidden:
             listed = ", ".join(map(str, hidden[:MAX_LISTED]))
             more = f" and {len(hidden) - MAX_LISTED:,} more" if len(hidden) > MAX_LISTED else ""
+            them = "them" if len(hidden) > 1 else "it"
             what = ("left out (--skip-hidden-rows)" if self.hidden.skip_rows else
-                    "imported like the others; pass --skip-hidden-rows to leave them out")
+                    f"imported like the others; pass --skip-hidden-rows to leave {them} out")
             notes.append(f"row{'s' if len(hidden) > 1 else ''} {listed}{more} "
                          f"{'are' if len(hidden) > 1 else 'is'} hidden in the sheet (a filter?): "
                          f"{what}")

@@ -36,21 +36,35 @@ MAX_UNCOMPRESSED = 1 << 30
 MAX_RATIO = 200
 RATIO_CHECK_ABOVE = 10 << 20
 EXACT_DIGITS = 15
+ODS_PARTS = frozenset({"content.xml", "styles.xml", "META-INF/manifest.xml"})
 
 
 def check_zip(path: Path) -> None:
-    """Refuse zip and XML bombs before any parser allocates memory for them."""
+    """Refuse zip and XML bombs before any parser allocates memory for them.
+
+    Every part's size is checked, but only the parts a reader parses are checked as XML: an
+    empty settings part that LibreOffice 5.1 and OpenOffice 4.0 write
+    (``Configurations2/accelerator/current.xml``) is nobody's business, not damage.
+    """
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
             _check_sizes(path, members)
             for member in members:
-                if member.filename.endswith((".xml", ".rels")):
+                if _is_read(member.filename):
                     with archive.open(member) as stream:
                         _check_xml(path, member.filename, stream)
     except zipfile.BadZipFile as exc:
         raise InputError(f"{path}: the workbook is damaged (truncated or not a complete file); "
                          "export or download it again") from exc
+
+
+def _is_read(name: str) -> bool:
+    """The XML parts of XLSX and ODS that calamine or this package parse."""
+    if not name.endswith((".xml", ".rels")):
+        return False
+    return (name.startswith(("xl/", "_rels/")) or name == "[Content_Types].xml"
+            or name in ODS_PARTS)
 
 
 def _check_sizes(path: Path, members: list[zipfile.ZipInfo]) -> None:
@@ -123,7 +137,7 @@ def read_workbook(path: Path, kind: str, sheet: str | None) -> SheetRead:
                else xls_details(str(path), name) if kind == "xls" else CellDetails())
     ods = ods_details(str(path), name) if kind == "ods" else OdsDetails()
     merged = ods.merged if kind == "ods" else _merged(data)
-    chunks = _chunks(path, data, _Details(details, ods.shown))
+    chunks = _chunks(path, data, _Details(details, ods.shown), nuls=kind == "xls")
     others = [] if sheet is not None else [n for n in _visible(book) if n != name]
     return SheetRead(chunks, offset, name, height, merged,
                      ods.hidden_rows | details.hidden_rows,
@@ -195,8 +209,8 @@ class _Details:
                     cell=f"{column_letter(column)}{row + 1}", error=detail)
 
 
-def _chunks(path: Path, data: python_calamine.CalamineSheet,
-            details: _Details) -> Iterator[RawChunk]:
+def _chunks(path: Path, data: python_calamine.CalamineSheet, details: _Details,
+            nuls: bool = False) -> Iterator[RawChunk]:
     offset = data.start[1] if data.start else 0
     rows = iter(data.iter_rows())
     first_row = 1
@@ -211,6 +225,8 @@ def _chunks(path: Path, data: python_calamine.CalamineSheet,
         for i, values in enumerate(block):
             cells = _row_text(values, i, offset, first_row, chunk)
             details.apply(cells, values, first_row - 1 + i, offset, chunk, i)
+            if nuls and "\x00" in "".join(cells):
+                _without_nuls(path, cells, first_row + i, offset)
             chunk.rows.append(cells)
         yield chunk
         first_row += len(block)
@@ -225,6 +241,21 @@ def _row_text(values: Sequence[object], index: int, offset: int, first_row: int,
                 cell=f"{column_letter(col + offset)}{first_row + index}",
                 number=f"{value:.{EXACT_DIGITS}g}", digits=EXACT_DIGITS)
     return cells
+
+
+def _without_nuls(path: Path, cells: list[str], row: int, offset: int) -> None:
+    """Some old XLS writers store text as UTF-16 where an 8-bit string is expected, so it reads
+    ``F\x00o\x00r\x00m``: every other character a NUL. Such text is read as it was meant; any
+    other NUL is refused, because a NUL is never sent."""
+    for column, text in enumerate(cells):
+        if "\x00" not in text:
+            continue
+        if len(text) > 1 and not text[1::2].strip("\x00") and "\x00" not in text[0::2]:
+            cells[column] = text[0::2]
+            continue
+        raise InputError(f"{path}: cell {column_letter(column + offset)}{row} holds NUL "
+                         "characters, which no export should; open the file in LibreOffice "
+                         "or Excel, save it as XLSX and import that")
 
 
 def _pad(cells: list[str], values: Sequence[object], column: int, pattern: str) -> None:
