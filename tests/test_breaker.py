@@ -336,3 +336,25 @@ def test_a_summary_json_carries_the_alert(cli, scripted_api, tmp_path: Path) -> 
     assert summary["exit_code"] == 1
     assert summary["rejected_alert"].startswith("every row the API answered was rejected")
     assert summary["counts"][str(Status.REJECTED)] == 3
+
+
+def test_a_custom_field_missing_in_this_account_stops_the_run(cli, tmp_path: Path) -> None:
+    """The mapping lists a custom field (it exists in staging), so check-mapping passes; the
+    production account has no such field and refuses every row: the breaker names it."""
+    from importer.sandbox import Sandbox
+    from tests.conftest import TOKEN
+
+    mapping = _mapping(tmp_path, "version: 1\ncustom_fields: [lead_source]\nfields:\n"
+                       "  email: Email\n  lead_source: {value: web}\n")
+    export = _export(tmp_path, 60)
+    assert cli("check-mapping", mapping, export).code == 0
+    with Sandbox(tmp_path / "prod.db", token=TOKEN, fields=()) as production:
+        result = cli("run", export, "--mapping", mapping, "--api-url", production.url,
+                     "--results", tmp_path / "r.csv", "--concurrency", "1")
+        sent = sum(production.stats.values())
+    assert result.code == 3
+    assert ("  STOPPED: the API rejected the first 20 rows it answered, all with \"unknown field "
+            "'lead_source'\": the account has no field 'lead_source'; correct or remove it in "
+            "the mapping (or create it in the account); rerun with --resume to continue"
+            ) in result.lines
+    assert sent <= FIRST_ROWS + 2
