@@ -32,6 +32,7 @@ from importer.runs.runner import RunOptions, run_import
 from importer.runs.stopping import Stop
 from importer.runs.summary import RunSummary, summary_text
 from importer.sandbox import DEFAULT_CUSTOM_FIELDS, Faults, Sandbox
+from importer.sandbox_limiters import SHAPES
 from importer.sending.breaker import DEFAULT_MAX_REJECTED, FIRST_ROWS, WINDOW
 from importer.sending.client import Timeouts
 from importer.sending.destination import TOKEN_ENV
@@ -214,6 +215,12 @@ def _sandbox_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParse
     faults.add_argument("--latency", type=float, default=0.0, metavar="SECONDS")
     faults.add_argument("--rate-limit", type=_positive_float, metavar="N",
                         help="answer 429 with Retry-After beyond N requests per second")
+    faults.add_argument("--rate-limit-shape", choices=SHAPES, metavar="SHAPE",
+                        help="how --rate-limit counts: sliding-window (default), fixed-window, "
+                        "token-bucket")
+    faults.add_argument("--rate-limit-burst", type=_positive_float, metavar="N",
+                        help="token bucket size: requests allowed at once (implies token-bucket; "
+                        "default N of --rate-limit)")
     faults.add_argument("--fail-rate", type=_probability, default=0.0, metavar="P",
                         help="answer 500 without storing")
     faults.add_argument("--drop-rate", type=_probability, default=0.0, metavar="P",
@@ -432,7 +439,9 @@ def _write_json(path: Path, data: Mapping[str, object]) -> bool:
 
 def _sandbox(args: argparse.Namespace) -> int:
     token = os.environ.get(TOKEN_ENV, "").strip()
-    faults = Faults(latency=args.latency, rate_limit=args.rate_limit, fail_rate=args.fail_rate,
+    faults = Faults(latency=args.latency, rate_limit=args.rate_limit,
+                    rate_limit_shape=args.rate_limit_shape,
+                    rate_limit_burst=args.rate_limit_burst, fail_rate=args.fail_rate,
                     drop_rate=args.drop_rate, slow_rate=args.slow_rate,
                     slow_seconds=args.slow_seconds, seed=args.seed)
     fields = tuple(f.strip() for f in args.custom_fields.split(",") if f.strip())

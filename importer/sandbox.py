@@ -3,7 +3,8 @@
 It implements the documented contract (201 with a flat record, 400, 401, 409 on an active
 record with the same email, external_id or website_url) over real HTTP, stores records in
 SQLite so a rerun sees earlier records, and can inject the faults production APIs show:
-latency, rate limiting with Retry-After, 500s, connections dropped after the record was
+latency, rate limiting with Retry-After (a fixed window, a sliding window or a token bucket
+with any burst: see ``sandbox_limiters``), 500s, connections dropped after the record was
 stored, and answers slower than the client's timeout.
 """
 
@@ -14,7 +15,6 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +24,7 @@ from typing import Any
 
 from importer.errors import ConfigError
 from importer.mapping.fields import SERVER_SET_FIELDS, STANDARD_FIELDS
+from importer.sandbox_limiters import Limiter, limiter
 
 SYSTEM_FIELDS = SERVER_SET_FIELDS
 DEFAULT_CUSTOM_FIELDS = ("lead_source", "postal_code", "notes", "signup_date", "customer_tier",
@@ -39,6 +40,8 @@ class Faults:
 
     latency: float = 0.0
     rate_limit: float | None = None
+    rate_limit_shape: str | None = None
+    rate_limit_burst: float | None = None
     fail_rate: float = 0.0
     drop_rate: float = 0.0
     slow_rate: float = 0.0
@@ -110,25 +113,25 @@ def _record(fields: dict[str, str]) -> dict[str, Any]:
     return record
 
 
-class _RateWindow:
-    """Requests accepted in the last second; beyond the limit the API answers 429."""
+def _limiter(faults: Faults) -> Limiter | None:
+    """The limiter ``--rate-limit`` asks for: a sliding window unless a shape or burst is given.
 
-    def __init__(self, limit: float | None) -> None:
-        self.limit = limit
-        self.times: deque[float] = deque()
-        self.lock = threading.Lock()
-
-    def admit(self) -> bool:
-        if not self.limit:
-            return True
-        with self.lock:
-            now = time.monotonic()
-            while self.times and now - self.times[0] >= 1.0:
-                self.times.popleft()
-            if len(self.times) >= self.limit:
-                return False
-            self.times.append(now)
-            return True
+    A burst alone means a token bucket; a burst with a window shape is refused, since windows
+    have no burst to set.
+    """
+    shape, burst = faults.rate_limit_shape, faults.rate_limit_burst
+    if burst is not None and shape not in (None, "token-bucket"):
+        raise ConfigError(f"--rate-limit-burst applies only to --rate-limit-shape token-bucket, "
+                          f"not {shape}; drop one of the two")
+    if not faults.rate_limit:
+        if shape or burst is not None:
+            raise ConfigError("--rate-limit-shape and --rate-limit-burst need --rate-limit N")
+        return None
+    shape = shape or ("token-bucket" if burst is not None else "sliding-window")
+    try:
+        return limiter(shape, faults.rate_limit, burst)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 class _Server(ThreadingHTTPServer):
@@ -143,7 +146,7 @@ class _Server(ThreadingHTTPServer):
         self.token = token
         self.faults = faults
         self.allowed = set(STANDARD_FIELDS) | set(fields)
-        self.window = _RateWindow(faults.rate_limit)
+        self.limiter = _limiter(faults)
         self.random = random.Random(faults.seed)
         self.lock = threading.Lock()
         self.stats: dict[int, int] = {}
@@ -194,9 +197,11 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._authorised():
             return
         faults = self.server.faults
+        limiter = self.server.limiter
+        admitted = limiter is None or limiter.admit(time.monotonic())
         if faults.latency:
             time.sleep(faults.latency)
-        if not self.server.window.admit():
+        if not admitted:
             self._send(429, {"error": "rate limit exceeded"}, {"Retry-After": "1"})
             return
         if self.server.roll(faults.fail_rate):
@@ -275,6 +280,7 @@ class Sandbox:
                  faults: Faults | None = None,
                  fields: tuple[str, ...] = DEFAULT_CUSTOM_FIELDS) -> None:
         self.token = token
+        _limiter(faults or Faults())
         self.store = Store(db)
         try:
             self.server = _Server((host, port), self.store, token, faults or Faults(), fields)

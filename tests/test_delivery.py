@@ -28,8 +28,8 @@ class Scripted(Sender):
 
 
 class RecordingThrottle(Throttle):
-    def __init__(self) -> None:
-        super().__init__(None)
+    def __init__(self, limit: float | None = None) -> None:
+        super().__init__(limit)
         self.pauses: list[float] = []
 
     def pause(self, seconds: float) -> None:
@@ -102,8 +102,7 @@ def test_retries_run_out() -> None:
 
 
 def test_429_slows_every_worker_and_is_retried() -> None:
-    throttle = RecordingThrottle()
-    throttle.rate = 50.0
+    throttle = RecordingThrottle(50.0)
     outcome = deliver(Scripted(answered(429, "1"), answered(201)), throttle=throttle).outcome
     assert outcome.status == Status.CREATED
     assert throttle.rate < 50.0, "the shared rate dropped for every worker"

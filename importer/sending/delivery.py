@@ -169,7 +169,7 @@ class Delivery:
             return _stopping(row, Code.WRONG_ENDPOINT, attempt, keyed, maybe_sent)
         if status in REFUSAL_STATUSES:
             if status == 429:
-                self.throttle.throttled()
+                self.throttle.throttled(self.policy.retry_after(attempt.retry_after))
             return None
         reason = attempt.message or f"rejected with HTTP {status}"
         return Delivered(Outcome.problem(row, Code.SERVER_REJECTED, http_status=status,
