@@ -200,3 +200,41 @@ def test_held_cells_are_released_as_rows_are_written(tmp_path: Path) -> None:
         ["0", "failed", "server-error", "'+x", "a2", "b2"]]
     assert not (tmp_path / ".e.csv.partial").exists()
     assert os.stat(tmp_path / "e.csv").st_mode & 0o077 == 0
+
+
+def test_a_misaligned_row_keeps_every_cell_to_fix(cli, tmp_path: Path) -> None:
+    """An unquoted comma shifts a row: all its cells go to the errors file, none dropped."""
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("version: 1\nfields:\n  first_name: Name\n  email: Email\n")
+    path = write_csv(tmp_path / "e.csv", "Name,Email\nAnn,a@example.com\n"
+                     "Lee, Bo,bo@example.com,extra\n")
+    assert cli("run", path, "--mapping", mapping, "--dry-run",
+               "--results", tmp_path / "r.csv").code == 0
+    assert read_csv(tmp_path / "r.errors.csv")[1][1:] == [
+        "invalid", "ragged-row", read_csv(tmp_path / "r.errors.csv")[1][3],
+        "Lee", " Bo", "bo@example.com", "extra"]
+
+
+def test_an_encoding_and_delimiter_the_mapping_fixes_are_kept(cli, scripted_api,
+                                                              tmp_path: Path) -> None:
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text('version: 1\nencoding: cp1252\ndelimiter: ";"\nfields:\n'
+                       "  first_name: Prénom\n  email: Courriel\n", encoding="utf-8")
+    path = tmp_path / "e.csv"
+    path.write_bytes("Prénom;Courriel\nZoë;zoe@example.com\nRené;rene@\n".encode("cp1252"))
+    url = scripted_api(lambda fields: (400, {"error": "≠ refusé"}))
+    assert cli("run", path, "--mapping", mapping, "--api-url", url,
+               "--results", tmp_path / "r.csv").code == 0
+    text = (tmp_path / "r.errors.csv").read_bytes().decode("cp1252")
+    assert text.splitlines() == [
+        "row;status;error_code;error;Prénom;Courriel",
+        "2;rejected;server-rejected;? refusé;Zoë;zoe@example.com",
+        "3;invalid;invalid-email;email 'rene@' is not an email address;René;rene@"]
+    fixed = text.replace("rene@\r\n", "rene@example.com\r\n").encode("cp1252")
+    (tmp_path / "r.errors.csv").write_bytes(fixed)
+    ok = scripted_api(lambda fields: (201, {"id": fields["first_name"]}))
+    again = cli("run", tmp_path / "r.errors.csv", "--mapping", mapping, "--api-url", ok,
+                "--results", tmp_path / "again.csv")
+    assert again.code == 0, again.err
+    assert [(r["status"], r["first_name"]) for r in read_results(tmp_path / "again.csv")] == [
+        ("created", "Zoë"), ("created", "René")]

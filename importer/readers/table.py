@@ -256,13 +256,17 @@ class Table:
 
     def _fit(self, cells: list[str], width: int, number: int, index: int,
              batch: SourceBatch) -> list[str]:
-        """Pad short rows; a long row with text past the last header is misaligned, not shifted."""
+        """Pad short rows; a long row with text past the last header is misaligned, not shifted.
+
+        A misaligned row keeps all its cells: it is never sent, and the errors file must show
+        the person every cell to fix (binding only reads the first ``width``)."""
         if len(cells) < width:
             return cells + [""] * (width - len(cells))
         extra = [c for c in cells[width:] if c.strip()]
         if extra and self._strict_width:
             batch.problems[index] = Code.RAGGED_ROW.problem(
                 row_number=number, cells=len(cells), headers=width)
+            return cells
         return cells[:width]
 
     def _carry_cell_problems(self, chunk: RawChunk, batch: SourceBatch) -> None:
