@@ -221,8 +221,10 @@ def test_an_encoding_and_delimiter_the_mapping_fixes_are_kept(cli, scripted_api,
     mapping.write_text('version: 1\nencoding: cp1252\ndelimiter: ";"\nfields:\n'
                        "  first_name: Prénom\n  email: Courriel\n", encoding="utf-8")
     path = tmp_path / "e.csv"
-    path.write_bytes("Prénom;Courriel\nZoë;zoe@example.com\nRené;rene@\n".encode("cp1252"))
-    url = scripted_api(lambda fields: (400, {"error": "≠ refusé"}))
+    path.write_bytes("Prénom;Courriel\nZoë;zoe@example.com\nRené;rene@\nAnn;ann@example.com\n"
+                     "Bea;bea@example.com\n".encode("cp1252"))
+    url = scripted_api(lambda fields: (400, {"error": "≠ refusé"}) if fields["first_name"] == "Zoë"
+                       else (201, {"id": fields["first_name"]}))
     assert cli("run", path, "--mapping", mapping, "--api-url", url,
                "--results", tmp_path / "r.csv").code == 0
     text = (tmp_path / "r.errors.csv").read_bytes().decode("cp1252")
