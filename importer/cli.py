@@ -26,7 +26,7 @@ from importer.mapping.draft import init_mapping
 from importer.progress import ProgressDisplay
 from importer.readers import ReadOptions
 from importer.readers.text import DELIMITERS
-from importer.results.files import create_fresh
+from importer.results.files import written_whole
 from importer.runs.exits import ExitCode, epilog
 from importer.runs.runner import RunOptions, run_import
 from importer.runs.stopping import Stop
@@ -34,7 +34,7 @@ from importer.runs.summary import RunSummary, summary_text
 from importer.sandbox import DEFAULT_CUSTOM_FIELDS, Faults, Sandbox
 from importer.sandbox_limiters import SHAPES
 from importer.sending.breaker import DEFAULT_MAX_REJECTED, FIRST_ROWS, WINDOW
-from importer.sending.client import Timeouts
+from importer.sending.client import Timeouts, redact
 from importer.sending.destination import TOKEN_ENV
 
 PROG = "routera-import"
@@ -425,12 +425,10 @@ def _read_options(args: argparse.Namespace) -> ReadOptions:
 
 def _write_json(path: Path, data: Mapping[str, object]) -> bool:
     """Replace the file whole, so a scheduler never reads half a summary or yesterday's."""
-    temporary = path.with_name(f".{path.name}.partial")
     text = _redact(json.dumps(data, ensure_ascii=False, indent=2)) + "\n"
     try:
-        with open(create_fresh(temporary), "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
+        with written_whole(path) as stream:
+            stream.write(text.encode("utf-8"))
     except OSError as exc:
         _error(f"--summary-json {path}: cannot be written ({exc.strerror or exc})")
         return False
@@ -491,8 +489,7 @@ def _error(message: str) -> None:
 
 
 def _redact(text: str) -> str:
-    token = os.environ.get(TOKEN_ENV, "").strip()
-    return text.replace(token, "[token]") if len(token) >= 4 else text
+    return redact(text, os.environ.get(TOKEN_ENV, ""))
 
 
 def _positive_int(text: str) -> int:

@@ -16,20 +16,24 @@ import io
 import json
 import os
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from importer.errors import ConfigError, ResumeError
-from importer.results.files import first_row, is_link_error, open_private, xlsx_first_row
+from importer.results.files import (
+    SyncClock,
+    first_row,
+    is_link_error,
+    open_private,
+    xlsx_first_row,
+)
 from importer.rows.outcomes import IDENTITY_FIELDS, Outcome, Status
 
 COLUMNS = ("row", "status", "id", "http_status", "error", "error_code", *IDENTITY_FIELDS)
 FORMATS = (".csv", ".xlsx", ".jsonl")
 FORMULA_STARTS = "=+-@\t\r"
 FORMULA_PREFIXES = tuple(FORMULA_STARTS)
-SYNC_EVERY = 1.0
 STATUS_COLOURS = {
     Status.CREATED: "C6EFCE",
     Status.DUPLICATE: "DDEBF7",
@@ -159,7 +163,7 @@ class ResultsWriter:
         self._pending: dict[int, Outcome] = {}
         self._next = 0
         self._cond = threading.Condition(threading.RLock())
-        self._last_sync = time.monotonic()
+        self._sync = SyncClock()
 
     def add(self, outcomes: list[tuple[int, Outcome]]) -> None:
         """Record outcomes of rows by their ``seq`` (0-based position in the input)."""
@@ -191,10 +195,8 @@ class ResultsWriter:
         self._format.write(outcomes)
         if self.on_written is not None:
             self.on_written(self._next - len(outcomes), outcomes)
-        sync = self.durable and time.monotonic() - self._last_sync >= SYNC_EVERY
+        sync = self.durable and self._sync.due()
         self._format.flush(sync=sync)
-        if sync:
-            self._last_sync = time.monotonic()
         self._cond.notify_all()
 
     def wait_for_room(self, limit: int) -> None:

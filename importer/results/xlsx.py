@@ -3,7 +3,6 @@
 openpyxl takes a fifth of the importer's start-up, so the CSV and JSON Lines paths never load it.
 """
 
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +12,7 @@ from openpyxl.cell import WriteOnlyCell
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.styles import Font, PatternFill
 
-from importer.results.files import create_fresh
+from importer.results.files import written_whole
 from importer.rows.outcomes import Outcome, Status
 
 
@@ -67,12 +66,8 @@ class XlsxResults:
         info.column_dimensions["B"].width = 80
         for key, value in summary.items():
             info.append([self._cell(key, font=Font(bold=True)), self._cell(value)])
-        fd = create_fresh(self.temporary)
-        with open(fd, "wb") as stream:
+        with written_whole(self.path, self.temporary) as stream:
             self.book.save(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(self.temporary, self.path)
 
 
 def _escaped(match: re.Match[str]) -> str:

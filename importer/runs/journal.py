@@ -11,18 +11,16 @@ import hashlib
 import json
 import os
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from importer.errors import ResumeError
-from importer.results.files import BINARY, NOFOLLOW, create_fresh
+from importer.results.files import BINARY, NOFOLLOW, SyncClock, written_whole
 from importer.rows.outcomes import Outcome
 
 VERSION = 1
-SYNC_EVERY = 1.0
 
 
 class JournalError(OSError):
@@ -96,18 +94,13 @@ class Journal:
         """Start a fresh journal holding what an earlier run established (written atomically)."""
         self.path = path
         self._lock = threading.Lock()
-        self._last_sync = time.monotonic()
+        self._sync = SyncClock()
         lines = [{"journal": VERSION, "fingerprint": fingerprint, "started": _now()}]
         lines += [_record(o) for o in carried]
         lines += [{"send": row} for row in sorted(unknown)]
         temporary = path.with_name(path.name + ".tmp")
-        fd = create_fresh(temporary)
-        try:
-            os.write(fd, b"".join(_line(x) for x in lines))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
+        with written_whole(path, temporary) as stream:
+            stream.write(b"".join(_line(x) for x in lines))
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | NOFOLLOW | BINARY)
 
     def sending(self, row: int) -> None:
@@ -134,9 +127,8 @@ class Journal:
         with self._lock:
             try:
                 os.write(self._fd, data)
-                if time.monotonic() - self._last_sync >= SYNC_EVERY:
+                if self._sync.due():
                     os.fsync(self._fd)
-                    self._last_sync = time.monotonic()
             except OSError as exc:
                 raise JournalError(exc.errno, f"cannot write the journal {self.path} "
                                    f"({exc.strerror or exc}); stopped so that no row is sent "

@@ -44,7 +44,18 @@ class Target:
         return f"{self.base_url.rstrip('/')}/{self.object}"
 
     def redact(self, text: str) -> str:
-        return text.replace(self.token, "[token]") if self.token else text
+        return redact(text, self.token)
+
+
+MIN_SECRET = 4
+"""Shorter "tokens" are not real ones, and masking them would garble ordinary words."""
+
+
+def redact(text: str, token: str) -> str:
+    """``text`` with every occurrence of the token masked: every line the importer prints or
+    records passes through here (server messages, the CLI's output, the JSON summary)."""
+    token = token.strip()
+    return text.replace(token, "[token]") if len(token) >= MIN_SECRET else text
 
 
 def check_base_url(url: str) -> str:
