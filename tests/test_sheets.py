@@ -180,3 +180,28 @@ def test_an_excel_95_workbook_is_named_as_such(tmp_path: Path) -> None:
                      + "Book\x00".encode("utf-16-le") + bytes(512))
     with pytest.raises(InputError, match=r"is an Excel 5\.0/95 workbook .* save it as XLSX"):
         open_table(path, ReadOptions())
+
+
+def test_date_cells_no_calendar_shows_make_the_row_invalid() -> None:
+    """Saved by LibreOffice from a sheet whose column B is formatted yyyy-mm-dd: 0, 45000,
+    2958465 (9999-12-31), 2958466, 3000000, -1, 0.5."""
+    table = open_table(SHEETS / "edge-dates.xlsx", ReadOptions())
+    flagged = {}
+    for batch in table.batches():
+        for (index, _), problem in batch.cell_problems.items():
+            flagged[batch.rows[index]] = problem
+    assert sorted(flagged) == [2, 5, 6, 7, 8]
+    assert all(p.code == "not-a-date" for p in flagged.values())
+    assert "cell B5 is formatted as a date but holds 2958466" in flagged[5].message
+
+
+def test_edge_date_rows_are_not_sent(cli, sandbox, tmp_path: Path) -> None:
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("version: 1\ncustom_fields: [signup_date]\nfields:\n  first_name: Name\n"
+                       "  signup_date: Joined\n",
+                       encoding="utf-8")
+    result = cli("run", SHEETS / "edge-dates.xlsx", "--mapping", mapping, "--api-url",
+                 sandbox.url, "--results", tmp_path / "r.csv")
+    assert result.code == 0, result.err
+    assert sorted(r["signup_date"] for r in sandbox.store.records()) == ["2023-03-15",
+                                                                         "9999-12-31"]

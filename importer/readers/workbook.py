@@ -193,6 +193,8 @@ class _Details:
             self.rows.setdefault(row, []).append((column, "pad", pattern))
         for (row, column), text in details.errors.items():
             self.rows.setdefault(row, []).append((column, "error", text))
+        for (row, column), serial in details.bad_dates.items():
+            self.rows.setdefault(row, []).append((column, "date", serial))
 
     def apply(self, cells: list[str], values: Sequence[object], row: int, offset: int,
               chunk: RawChunk, index: int) -> None:
@@ -204,6 +206,9 @@ class _Details:
                 _pad(cells, values, local, detail)
             elif kind == "shown":
                 cells[local] = detail
+            elif kind == "date":
+                chunk.cell_problems[(index, local)] = Code.NOT_A_DATE.problem(
+                    cell=f"{column_letter(column)}{row + 1}", serial=detail)
             else:
                 chunk.cell_problems[(index, local)] = Code.CELL_ERROR.problem(
                     cell=f"{column_letter(column)}{row + 1}", error=detail)

@@ -17,7 +17,6 @@ from defusedxml.ElementTree import fromstring
 MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 DOC_RELS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
-CELL_TAG = re.compile(rb"<(?:\w+:)?c\b([^>]*)>")
 ERROR_VALUE = re.compile(rb"<(?:\w+:)?v>([^<]{1,40})</")
 ATTRIBUTE = re.compile(rb'\b(r|s|t)="([^"]*)"')
 REFERENCE = re.compile(r"([A-Z]+)(\d+)")
@@ -25,6 +24,13 @@ HIDDEN_ROW = re.compile(rb"<(?:\w+:)?row\b([^>]*\bhidden=[^>]*)>")
 HIDDEN_COLUMN = re.compile(rb"<(?:\w+:)?col\b([^>]*\bhidden=[^>]*)/?>")
 ATTRIBUTE_ANY = re.compile(rb'\b([\w:]+)="([^"]*)"')
 LITERALS = set(" -()/:+")
+DATE = "<date>"
+BUILTIN_DATES = (14, 15, 16, 17, 22)
+FIRST_SERIAL_PAST_9999 = 2958466
+ERROR_CELL = re.compile(rb'<(?:\w+:)?c\b([^>]*\bt="e"[^>]*)>')
+ODD_SERIAL = re.compile(rb"<(?:\w+:)?v>(-[^<]{1,40}|0(?:\.[^<]{1,40})?|\d{7,}(?:\.[^<]{0,40})?)"
+                        rb"</")
+CELL_START = re.compile(rb"(?:\w+:)?c\b([^>]*)>")
 
 
 @dataclass
@@ -35,6 +41,8 @@ class CellDetails:
     errors: dict[tuple[int, int], str] = field(default_factory=dict)
     hidden_rows: set[int] = field(default_factory=set)
     hidden_columns: set[int] = field(default_factory=set)
+    bad_dates: dict[tuple[int, int], str] = field(default_factory=dict)
+    """Cells formatted as dates holding a serial no calendar shows (0, negative, past 9999)."""
 
 
 def cell_details(path: str, sheet: str) -> CellDetails:
@@ -42,9 +50,9 @@ def cell_details(path: str, sheet: str) -> CellDetails:
         part = _sheet_part(archive, sheet)
         if part is None:
             return CellDetails()
-        styles = _padded_styles(archive)
+        styles = _number_styles(archive)
         xml = archive.read(part)
-    details = _scan(xml, styles) if styles or b't="e"' in xml else CellDetails()
+    details = _scan(xml, styles)
     if b"hidden=" in xml:
         _hidden(xml, details)
     return details
@@ -114,8 +122,9 @@ def _pieces(pattern: str) -> list[str | None] | None:
     return pieces if zeros >= 2 else None
 
 
-def _padded_styles(archive: zipfile.ZipFile) -> dict[int, str]:
-    """Cell style index -> format code, for the styles whose format pads with zeros."""
+def _number_styles(archive: zipfile.ZipFile) -> dict[int, str]:
+    """Cell style index -> format code, for the styles whose format pads with zeros, and
+    (marked ``DATE``) those that show a calendar date."""
     try:
         root = fromstring(archive.read("xl/styles.xml"))
     except KeyError:
@@ -123,11 +132,19 @@ def _padded_styles(archive: zipfile.ZipFile) -> dict[int, str]:
     codes = {int(f.get("numFmtId", -1)): f.get("formatCode", "")
              for f in root.iter(f"{MAIN}numFmt")}
     padded = {number: code for number, code in codes.items() if _pieces(code) is not None}
+    padded.update({number: DATE for number in BUILTIN_DATES})
+    padded.update({number: DATE for number, code in codes.items() if _shows_date(code)})
     cell_xfs = root.find(f"{MAIN}cellXfs")
-    if not padded or cell_xfs is None:
+    if cell_xfs is None:
         return {}
     styles = [int(xf.get("numFmtId", 0)) for xf in cell_xfs.findall(f"{MAIN}xf")]
     return {index: padded[number] for index, number in enumerate(styles) if number in padded}
+
+
+def _shows_date(code: str) -> bool:
+    """A format with a day or year in it (``m`` alone may be minutes)."""
+    bare = re.sub(r'"[^"]*"|\\.|\[[^\]]*\]', "", code).lower()
+    return "d" in bare or "y" in bare
 
 
 def _sheet_part(archive: zipfile.ZipFile, sheet: str) -> str | None:
@@ -143,21 +160,50 @@ def _sheet_part(archive: zipfile.ZipFile, sheet: str) -> str | None:
 
 
 def _scan(xml: bytes, styles: dict[int, str]) -> CellDetails:
-    wanted = {str(index).encode() for index in styles}
+    """Only the cells that matter are matched (by a pattern naming their styles, or their
+    error type), so a sheet of ordinary cells costs one regular-expression pass."""
     details = CellDetails()
-    for match in CELL_TAG.finditer(xml):
-        attributes = dict(ATTRIBUTE.findall(match.group(1)))
-        kind = attributes.get(b"t", b"n")
-        if kind == b"e" or (kind == b"n" and attributes.get(b"s") in wanted):
+    padded = {index: code for index, code in styles.items() if code != DATE}
+    used = [index for index in padded if f's="{index}"'.encode() in xml]
+    if used:
+        styled = re.compile(rb'<(?:\w+:)?c\b([^>]*\bs="(?:' + "|".join(map(str, used)).encode()
+                            + rb')"[^>]*)>')
+        for match in styled.finditer(xml):
+            attributes = dict(ATTRIBUTE.findall(match.group(1)))
             position = _position(attributes.get(b"r", b""))
-            if position is None:
-                continue
-            if kind == b"n":
-                details.padded[position] = styles[int(attributes[b"s"])]
-            else:
+            if position is not None and attributes.get(b"t", b"n") == b"n":
+                details.padded[position] = padded[int(attributes[b"s"])]
+    dates = {str(index).encode() for index, code in styles.items() if code == DATE}
+    if dates:
+        _check_dates(xml, dates, details)
+    if b't="e"' in xml:
+        for match in ERROR_CELL.finditer(xml):
+            position = _position(dict(ATTRIBUTE.findall(match.group(1))).get(b"r", b""))
+            if position is not None:
                 value = ERROR_VALUE.search(xml, match.end(), match.end() + 4096)
                 details.errors[position] = value.group(1).decode() if value else "#ERROR"
     return details
+
+
+def _check_dates(xml: bytes, dates: set[bytes], details: CellDetails) -> None:
+    """Values no calendar shows (0, negative, 7 digits or more) are rare, so they are found
+    first and only their cells' styles are looked at."""
+    for found in ODD_SERIAL.finditer(xml):
+        try:
+            serial = float(found.group(1))
+        except ValueError:
+            continue
+        if 1 <= serial < FIRST_SERIAL_PAST_9999:
+            continue
+        start = max(xml.rfind(b"<c ", 0, found.start()), xml.rfind(b":c ", 0, found.start()))
+        tag = CELL_START.match(xml, start + 1) if start >= 0 else None
+        if tag is None:
+            continue
+        attributes = dict(ATTRIBUTE.findall(tag.group(1)))
+        position = _position(attributes.get(b"r", b""))
+        if (position is not None and attributes.get(b"s") in dates
+                and attributes.get(b"t", b"n") == b"n"):
+            details.bad_dates[position] = found.group(1).decode()
 
 
 def _position(reference: bytes) -> tuple[int, int] | None:

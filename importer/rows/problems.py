@@ -69,6 +69,14 @@ class Code(StrEnum):
         "[Reading exports](#reading-exports))",
         "nothing; if it is a real contact, fill in a second cell or move it above the empty row",
         "row {row_number} {looks_like}, not a contact, so it was not sent")
+    NOT_A_DATE = (
+        "not-a-date", Status.INVALID, "Not a date",
+        "an XLSX cell formatted as a date holds a serial no calendar shows: 0 or less (Excel "
+        "shows 1900-01-00) or past 9999-12-31 (Excel shows #####)",
+        "enter the date, or clear the cell",
+        "cell {cell} is formatted as a date but holds {serial}, which is no calendar date "
+        "(Excel shows 0 as 1900-01-00 and dates past 9999-12-31 as #####); enter the date or "
+        "clear the cell")
     INVISIBLE_CHARACTER = (
         "invisible-character", Status.INVALID, "Invisible character",
         "an email, external_id or website_url holds a character no one can see (zero-width "
