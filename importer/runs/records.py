@@ -21,7 +21,7 @@ from importer.mapping.spec import load_mapping
 from importer.readers.records import RecordSpool, record_values
 from importer.readers.table import column_letter
 from importer.runs.reporting import Progress, RunStart
-from importer.runs.runner import RunOptions, run_table
+from importer.runs.runner import RunHooks, RunOptions, run_table
 from importer.runs.summary import RunSummary
 
 if TYPE_CHECKING:
@@ -53,9 +53,8 @@ def import_rows(
     """
     options = _options(name, mapping, results, settings)
     headers, values = record_values(rows, columns)
-    return _import(options, headers, values, "records in memory", stop=stop,
-                   on_progress=on_progress, session=session, environ=environ,
-                   on_start=on_start)
+    hooks = RunHooks(stop, on_progress, session, environ, on_start)
+    return _import(options, headers, values, "records in memory", hooks)
 
 
 def import_frame(
@@ -79,9 +78,8 @@ def import_frame(
     options = _options(name, mapping, results, settings)
     headers = [str(column) for column in frame.columns]
     values: Iterator[Sequence[object]] = frame.itertuples(index=False, name=None)
-    return _import(options, headers, values, "a pandas DataFrame", stop=stop,
-                   on_progress=on_progress, session=session, environ=environ,
-                   on_start=on_start)
+    hooks = RunHooks(stop, on_progress, session, environ, on_start)
+    return _import(options, headers, values, "a pandas DataFrame", hooks)
 
 
 def _options(name: str, mapping: str | Path, results: str | Path,
@@ -94,10 +92,7 @@ def _options(name: str, mapping: str | Path, results: str | Path,
 
 
 def _import(options: RunOptions, headers: list[str], values: Iterable[Sequence[object]],
-            detail: str, *, stop: threading.Event | None,
-            on_progress: Callable[[Progress], None] | None, session: requests.Session | None,
-            environ: Mapping[str, str] | None,
-            on_start: Callable[[RunStart], None] | None) -> RunSummary:
+            detail: str, hooks: RunHooks) -> RunSummary:
     """Bind the mapping to the headers before reading a single row, so a mapping that does not
     fit fails at once; then spool the rows (taking their digest) and run them as a table."""
     started = datetime.now(UTC)
@@ -105,6 +100,5 @@ def _import(options: RunOptions, headers: list[str], values: Iterable[Sequence[o
     bound = BoundMapping(mapping, headers, column_letter, options.input.name)
     spool = RecordSpool(headers, values, lambda column: bound.fields_of.get(column, []))
     table = spool.table(options.input.name, detail)
-    return run_table(options, mapping, table, lambda: spool.digest, started=started, stop=stop,
-                     on_progress=on_progress, session=session, environ=environ,
-                   on_start=on_start)
+    return run_table(options, mapping, table, lambda: spool.digest, started=started,
+                     hooks=hooks)

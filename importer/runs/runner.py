@@ -98,6 +98,18 @@ class RunOptions:
     breaker, ``importer.sending.breaker``); 100 turns the breaker off."""
 
 
+@dataclass(frozen=True)
+class RunHooks:
+    """What a caller plugs into a run besides its options, whatever the input: the stop flag,
+    the callbacks that report the run, the HTTP session and the environment (token, ledger)."""
+
+    stop: threading.Event | None = None
+    on_progress: Callable[[Progress], None] | None = None
+    session: requests.Session | None = None
+    environ: EnvMapping[str, str] | None = None
+    on_start: Callable[[RunStart], None] | None = None
+
+
 def run_import(
     options: RunOptions,
     *,
@@ -119,27 +131,16 @@ def run_import(
                        options.skip_hidden_rows)
     table = open_table(options.input, read.with_defaults(
         mapping.sheet, mapping.header_row, mapping.encoding, mapping.delimiter))
+    hooks = RunHooks(stop, on_progress, session, environ, on_start)
     return run_table(options, mapping, table, lambda: file_digest(options.input),
-                     started=started, stop=stop, on_progress=on_progress, session=session,
-                     environ=environ, on_start=on_start)
+                     started=started, hooks=hooks)
 
 
-def run_table(
-    options: RunOptions,
-    mapping: ColumnMapping,
-    table: Table,
-    digest: Callable[[], str],
-    *,
-    started: datetime,
-    stop: threading.Event | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
-    session: requests.Session | None = None,
-    environ: EnvMapping[str, str] | None = None,
-    on_start: Callable[[RunStart], None] | None = None,
-) -> RunSummary:
+def run_table(options: RunOptions, mapping: ColumnMapping, table: Table,
+              digest: Callable[[], str], *, started: datetime, hooks: RunHooks) -> RunSummary:
     """Import a table that is already open, whatever it was read from (a file, rows in memory);
     ``digest`` names its content, so resume can tell whether it changed."""
-    environ = os.environ if environ is None else environ
+    environ = os.environ if hooks.environ is None else hooks.environ
     bound, note = bind(mapping, table)
     results, results_note = _results_path(options)
     _refuse_unsafe_targets(results, options)
@@ -150,7 +151,7 @@ def run_table(
                         sandbox_db=options.sandbox_db, api_url=options.api_url,
                         object_name=mapping.object, environ=environ)
     with where as (target, api_note), ResultsLock(results) as lock:
-        run = _Run(options, mapping, table, bound, results, target, stop or Stop())
+        run = _Run(options, mapping, table, bound, results, target, hooks.stop or Stop())
         run.digest = digest
         run.summary.errors = errors
         run.summary.started = started
@@ -158,7 +159,7 @@ def run_table(
         run.summary.api = api_note
         run.ledger = _open_ledger(options, target, environ, run._request_stop)
         try:
-            return run.run(on_start, on_progress, session)
+            return run.run(hooks.on_start, hooks.on_progress, hooks.session)
         finally:
             if run.ledger:
                 run.ledger.close()
