@@ -38,7 +38,9 @@ ALIASES = {
 }
 """Names spreadsheet programs and people use that Python's codec registry does not know."""
 
-WORD = re.compile(rb"[A-Za-z\x80-\xff]*[\x80-\xff][A-Za-z\x80-\xff]*")
+WORD = re.compile(rb"(?<![A-Za-z\x80-\xff])[A-Za-z]*+[\x80-\xff][A-Za-z\x80-\xff]*")
+"""A word with a byte above 0x7F; tried only where a word starts, and its ASCII head never
+backtracked (a possessive ``*+``), so ordinary ASCII words cost one look each."""
 SCAN_BYTES = 1 << 20
 MAX_WORDS = 20_000
 CLEAR_MARGIN = 5.0
@@ -127,7 +129,20 @@ def sample_words(path: Path, encoding: str, limit: int = 5) -> tuple[str, ...]:
 
 
 def _scan(path: Path) -> tuple[Counter[bytes], set[int]]:
-    """Words holding non-ASCII bytes (how often each occurs), and every byte above 0x7F."""
+    """Words holding non-ASCII bytes (how often each occurs), and every byte above 0x7F; the
+    last file's answer is kept, since choosing the encoding and the summary both need it."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key not in _LAST_SCAN:
+        _LAST_SCAN.clear()
+        _LAST_SCAN[key] = _scan_file(path)
+    return _LAST_SCAN[key]
+
+
+_LAST_SCAN: dict[tuple[str, int, int], tuple[Counter[bytes], set[int]]] = {}
+
+
+def _scan_file(path: Path) -> tuple[Counter[bytes], set[int]]:
     words: Counter[bytes] = Counter()
     present: set[int] = set()
     carry = b""
@@ -142,12 +157,16 @@ def _scan(path: Path) -> tuple[Counter[bytes], set[int]]:
 
 
 def _count(block: bytes, words: Counter[bytes], present: set[int]) -> None:
+    """Counted in C (``Counter.update``); past ``MAX_WORDS`` distinct words only the most
+    frequent are kept, so memory stays bounded on any file."""
     if block.isascii():
         return
     present.update(block.translate(None, bytes(range(128))))
-    for word in WORD.findall(block):
-        if word in words or len(words) < MAX_WORDS:
-            words[word] += 1
+    words.update(WORD.findall(block))
+    if len(words) > 2 * MAX_WORDS:
+        kept = dict(words.most_common(MAX_WORDS))
+        words.clear()
+        words.update(kept)
 
 
 def _readings(words: Counter[bytes], present: set[int]) -> list[Reading]:

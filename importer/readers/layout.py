@@ -29,6 +29,8 @@ NUMBER = re.compile(rf"\s*[-+(]?{CURRENCY}\s*-?[\d.,'\u00a0\u202f ]*\d[\d.,'\u00
                     rf"\)?%?\s*{CURRENCY}\s*")
 """A number as reports show amounts: ``1.334,51 €``, ``$1,234.50``, ``(12)``, ``15%``, ``EUR 9``."""
 SHOWN_CHARS = 60
+TOTAL_STARTS = frozenset("TtSsCcGgIi")
+"""First letters of the words a total line starts with (Total, Sum, Count, Grand, Gesamt...)."""
 
 
 class Layout:
@@ -76,15 +78,21 @@ class Layout:
         return start
 
     def _mark_rows(self, batch: SourceBatch) -> None:
+        """Whole columns are filtered first (comprehensions run in C loops); only rows whose
+        first cells could be a header or a total are looked at one by one."""
         first, key = self.first, self.keys[self.first]
-        for index, cells in enumerate(batch.cells):
-            if index in batch.problems:
-                continue
-            if key and cells[first].strip().casefold() == key and self._repeats_header(cells):
-                self._flag(batch, index, "repeats the header row (a second table below the "
-                           "first?)")
-            elif _looks_like_total(cells):
-                self._flag(batch, index, f"reads {_shown(cells)}: a total or count line")
+        cells = batch.cells
+        if key:
+            for index in [i for i, row in enumerate(cells)
+                          if row[first].strip().casefold() == key]:
+                if index not in batch.problems and self._repeats_header(cells[index]):
+                    self._flag(batch, index, "repeats the header row (a second table below "
+                               "the first?)")
+        starts = [row[0] for row in cells]
+        for index in [i for i, start in enumerate(starts)
+                      if start[:1] in TOTAL_STARTS or not start or start[:1].isspace()]:
+            if index not in batch.problems and _looks_like_total(cells[index]):
+                self._flag(batch, index, f"reads {_shown(cells[index])}: a total or count line")
 
     def _repeats_header(self, cells: list[str]) -> bool:
         matched = 0
