@@ -227,3 +227,18 @@ def test_a_dry_run_does_not_touch_the_ledger(cli, sandbox, tmp_path: Path, mappi
     write_export(export, range(5))
     assert run(cli, export, mapping, sandbox, "a.csv", "--dry-run").code == 0
     assert not private_ledger.exists()
+
+
+def test_rows_the_ledger_settles_are_not_journaled_and_resume_asks_it_again(
+        cli, sandbox, tmp_path: Path, mapping: Path, ledger: str) -> None:
+    export = tmp_path / "e.csv"
+    write_export(export, range(20))
+    assert run(cli, export, mapping, sandbox, "a.csv").code == 0
+    assert run(cli, export, mapping, sandbox, "b.csv").code == 0
+    journal = (tmp_path / "b.csv.journal").read_text(encoding="utf-8")
+    assert '"row":' not in journal, "nothing was sent, so nothing is journaled"
+    before = sent(sandbox)
+    assert run(cli, export, mapping, sandbox, "b.csv", "--resume").code == 0
+    assert sent(sandbox) == before
+    rows = read_results(tmp_path / "b.csv")
+    assert len(rows) == 20 and {r["error_code"] for r in rows} == {"imported-earlier"}

@@ -452,15 +452,18 @@ class _Run:
         A repeat of an earlier row (``problem``) is sent only if that row came to nothing. The
         journal of these results decides first; then the ledger (``earlier``). Outcomes the
         journal settles are handed to the ledger again, in case a crash kept them from it.
+        A row the ledger settles was never sent, so like every unsent row it is not journaled
+        (a resumed run asks the ledger again), and no row can be waiting for it.
         """
         keyed = has_dedupe_key(fields)
-        job = RowTask(seq, row, fields, identity, keyed, plan.maybe_sent(row), problem)
         outcome = plan.settled(row, keyed)
+        if outcome is None and earlier is not None and self.ledger:
+            self.ledger.counts.used(earlier)
+            earlier.identity = identity
+            return earlier
         if outcome is not None and self.ledger:
             self.ledger.record(fields, outcome, fresh=False)
-        elif earlier is not None and self.ledger:
-            outcome = earlier
-            self.ledger.counts.used(earlier)
+        job = RowTask(seq, row, fields, identity, keyed, plan.maybe_sent(row), problem)
         if outcome is None and problem is not None:
             decision = workers.followers.follow(problem.earlier, row, job)
             if decision == "waiting":
