@@ -240,3 +240,20 @@ def test_an_encoding_and_delimiter_the_mapping_fixes_are_kept(cli, scripted_api,
     assert again.code == 0, again.err
     assert [(r["status"], r["first_name"]) for r in read_results(tmp_path / "again.csv")] == [
         ("created", "Zoë"), ("created", "René")]
+
+
+def test_a_csv_input_can_ask_for_an_xlsx_errors_file_that_keeps_zeros(cli, sandbox, export,
+                                                                       tmp_path) -> None:
+    path, mapping = export
+    assert cli("run", path, "--mapping", mapping, "--api-url", sandbox.url, "--results",
+               tmp_path / "r.csv", "--errors", tmp_path / "fix.xlsx").code == 0
+    book = load_workbook(tmp_path / "fix.xlsx")
+    sheet = book["Errors"]
+    assert [c.value for c in sheet[2]][4:9] == ["2", "Bo", None, "bo@", "00501"]
+    assert {c.data_type for row in sheet.iter_rows() for c in row if c.value} == {"s"}
+    sheet["H2"].value = "bo@x.org"
+    book.save(tmp_path / "fix.xlsx")
+    again = cli("run", tmp_path / "fix.xlsx", "--mapping", mapping, "--api-url", sandbox.url,
+                "--results", tmp_path / "again.csv")
+    assert again.code == 0, again.err
+    assert records(sandbox)[-1]["postal_code"] == "00501"

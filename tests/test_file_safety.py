@@ -64,6 +64,15 @@ def test_our_own_results_and_empty_files_are_replaced(cli, files, tmp_path, suff
         assert is_results_file(results)
 
 
+def test_an_errors_file_with_fixes_is_not_taken_for_results(cli, files, tmp_path) -> None:
+    export, mapping = files
+    fixes = tmp_path / "fixes.csv"
+    fixes.write_text("row,status,error_code,error,Customer ID,Email\n3,invalid,x,y,2,bo@x.org\n")
+    refused = cli("run", export, "--mapping", mapping, "--dry-run", "--results", fixes)
+    assert refused.code == 2 and "not a routera-import results file" in refused.err
+    assert fixes.read_text().endswith("bo@x.org\n")
+
+
 def test_foreign_workbooks_and_json_are_not_results(tmp_path: Path) -> None:
     book = Workbook()
     book.active.append(["row", "status"])

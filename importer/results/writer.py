@@ -59,11 +59,12 @@ def results_format(path: Path) -> str:
 
 
 def is_results_file(path: Path) -> bool:
-    """Whether ``path`` holds results this tool wrote (by its header: ``row``, ``status``, ...
-    with an ``error_code`` column), so a new run may replace it."""
+    """Whether ``path`` holds results this tool wrote (by its header: ``row``, ``status``,
+    ``id``, ... with an ``error_code`` column), so a new run may replace it. An errors file
+    (``row``, ``status``, ``error_code``, ...) is not results: it may hold a person's fixes."""
     kind = path.suffix.lower()
     header = xlsx_first_row(path, "Results") if kind == ".xlsx" else first_row(path)
-    return header[:2] == ["row", "status"] and "error_code" in header
+    return header[:3] == ["row", "status", "id"] and "error_code" in header
 
 
 def cells(outcome: Outcome) -> list[str | int]:
