@@ -67,6 +67,8 @@ def value_text(value: object) -> tuple[str, str]:
         return str(int(value)), ""
     if isinstance(value, decimal.Decimal):
         return _decimal_text(value)
+    if isinstance(value, np.floating) and value.itemsize < 8:
+        return _float_text(float(str(value)))  # float32 0.1 is shown, and meant, as 0.1
     if isinstance(value, numbers.Real):
         return _float_text(float(value))
     if isinstance(value, dt.datetime | dt.date | dt.time):
