@@ -205,3 +205,14 @@ def test_edge_date_rows_are_not_sent(cli, sandbox, tmp_path: Path) -> None:
     assert result.code == 0, result.err
     assert sorted(r["signup_date"] for r in sandbox.store.records()) == ["2023-03-15",
                                                                          "9999-12-31"]
+
+
+def test_the_hidden_empty_rest_of_an_ods_sheet_costs_nothing() -> None:
+    """Hiding every row below the data writes one row repeated a million times."""
+    from importer.readers.ods_cells import _scan
+
+    xml = (b'<table:table table:name="S"><table:table-row><table:table-cell/></table:table-row>'
+           b'<table:table-row table:visibility="collapse"><table:table-cell/></table:table-row>'
+           b'<table:table-row table:number-rows-repeated="1048574" '
+           b'table:visibility="collapse"><table:table-cell/></table:table-row></table:table>')
+    assert _scan(xml, xml.index(b">") + 1).hidden_rows == {1}

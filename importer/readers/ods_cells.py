@@ -22,6 +22,8 @@ DURATION = re.compile(rb"(-?)PT(\d+)H(\d+)M(\d+)(?:[.,]\d+)?S")
 DAY_HOURS = 24
 DATE_AS_TIME_HOURS = 24 * 366
 MAX_REPEAT = 1 << 20
+MAX_HIDDEN_REPEAT = 1 << 16
+"""A hidden block of more repeated rows is the empty rest of the sheet hidden, not data."""
 
 
 @dataclass
@@ -71,7 +73,7 @@ def _scan(xml: bytes, start: int) -> OdsDetails:
             columns_seen += repeat
         elif name == b"table-row":
             row_repeat = min(int(attributes.get(b"number-rows-repeated", b"1") or 1), MAX_REPEAT)
-            if hidden and row_repeat < MAX_REPEAT:
+            if hidden and row_repeat <= MAX_HIDDEN_REPEAT:
                 details.hidden_rows.update(range(row + 1, row + 1 + row_repeat))
             row, column = row + row_repeat, 0
         else:
