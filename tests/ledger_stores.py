@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from importer.ledger.fingerprints import fields_print, key_values
-from importer.ledger.store import CREATED, EXISTING, Entry, LedgerStore, Selection
+from importer.ledger.store import CREATED, EXISTING, UNKNOWN, Entry, LedgerStore, Selection
 
 EMAILS = ["ada@example.com", "ADA@example.com", "bob@example.com", ""]
 EXTERNAL = ["x1", "x2", ""]
@@ -19,6 +19,20 @@ def entry(fields: dict[str, str], answer: str = CREATED, *, replaces: bool = Fal
 
     return Entry(key_values(fields), fields_print(fields), field_prints(fields), record_id,
                  answer, "2026-11-20T02:30:00Z", file, row, replaces=replaces)
+
+
+def check_unknown_facts_only_get_more_certain(store: LedgerStore, destination: int) -> None:
+    """An outcome-unknown fact is upgraded by a later 201 (fresh or carried over from a journal),
+    and never overwrites a settled answer."""
+    maybe = {"first_name": "May", "last_name": "Be"}
+    store.record(destination, [entry(maybe, UNKNOWN, record_id="")])
+    key = entry(maybe).lookup_keys()[0]
+    assert store.lookup(destination, [key])[key].answer == UNKNOWN
+    store.record(destination, [entry(maybe, CREATED, record_id="r9")])
+    assert (store.lookup(destination, [key])[key].answer,
+            store.lookup(destination, [key])[key].record_id) == (CREATED, "r9")
+    store.record(destination, [entry(maybe, UNKNOWN, record_id="")])
+    assert store.lookup(destination, [key])[key].record_id == "r9", "nothing downgrades"
 
 
 def model_machine(open_store: Callable[[], LedgerStore],

@@ -242,3 +242,33 @@ def test_rows_the_ledger_settles_are_not_journaled_and_resume_asks_it_again(
     assert sent(sandbox) == before
     rows = read_results(tmp_path / "b.csv")
     assert len(rows) == 20 and {r["error_code"] for r in rows} == {"imported-earlier"}
+
+
+def test_an_unknown_outcome_fences_the_row_in_later_runs_until_retry_unknown(
+        cli, make_sandbox, tmp_path: Path, mapping: Path, ledger: str) -> None:
+    """R2-6: a keyless row that may exist (its answer was lost) is not sent by the next night's
+    run into its own results file; --retry-unknown sends it, and the 201 then settles it."""
+    from importer.sandbox import Faults
+
+    api = make_sandbox(drop_rate=1.0, seed=1)
+    export = tmp_path / "contacts-2026-11-20.csv"
+    write_export(export, range(10))
+    assert run(cli, export, mapping, api, "night1.csv").code == 1
+    unknown = [r for r in read_results(tmp_path / "night1.csv")
+               if r["error_code"] == "outcome-unknown"]
+    assert [r["row"] for r in unknown] == ["2", "7"], "the keyless rows"
+    api.server.faults = Faults()
+    before = sent(api)
+    night2 = run(cli, export, mapping, api, "night2.csv", "--resume")
+    assert night2.code == 1, "still failed: someone must check the CRM"
+    assert sent(api) == before, "rows that may exist are not sent again"
+    rows = {r["row"]: r for r in read_results(tmp_path / "night2.csv")}
+    assert (rows["2"]["status"], rows["2"]["error_code"]) == ("failed", "outcome-unknown")
+    assert "from contacts-2026-11-20.csv row 2 sent the same fields" in rows["2"]["error"]
+    assert "--retry-unknown" in rows["2"]["error"]
+    assert "2 rows an earlier run may have created (outcome unknown) were not sent" in night2.out
+    assert run(cli, export, mapping, api, "night3.csv", "--retry-unknown").code == 0
+    assert sent(api) - before == 2
+    assert run(cli, export, mapping, api, "night4.csv").code == 0
+    assert {r["error_code"] for r in read_results(tmp_path / "night4.csv")} == {
+        "imported-earlier"}, "the 201 upgraded the unknown fact"

@@ -7,7 +7,7 @@ import pytest
 from importer.ledger import LedgerError, open_store
 from importer.ledger.postgres import PostgresStore, redacted
 from importer.ledger.store import EXISTING, Selection
-from tests.ledger_stores import entry, model_machine
+from tests.ledger_stores import check_unknown_facts_only_get_more_certain, entry, model_machine
 
 
 @pytest.fixture
@@ -80,3 +80,7 @@ class TestPostgresModel:
 
     def test_model(self, postgres_url: str) -> None:
         model_machine(lambda: open_store(postgres_url), examples=8).TestCase("runTest").runTest()
+
+
+def test_an_unknown_outcome_is_upgraded_by_a_201_and_never_downgrades_one(store) -> None:
+    check_unknown_facts_only_get_more_certain(store, number(store))

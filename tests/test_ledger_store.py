@@ -12,7 +12,7 @@ from importer.ledger import LedgerError, default_location, open_store
 from importer.ledger.fingerprints import changed_fields, destination, field_prints
 from importer.ledger.sqlite import SqliteStore
 from importer.ledger.store import CREATED, EXISTING, Selection
-from tests.ledger_stores import entry, model_machine
+from tests.ledger_stores import check_unknown_facts_only_get_more_certain, entry, model_machine
 
 
 @pytest.fixture
@@ -182,3 +182,7 @@ def test_a_run_finds_rows_by_any_key_and_409s_by_all_of_them(store) -> None:
     assert found[1] is not None and found[1].error.startswith("found existing (HTTP 409) on ")
     assert "changed since: email;" in found[1].error, "the key matches ignoring case; the "\
         "value sent does not"
+
+
+def test_an_unknown_outcome_is_upgraded_by_a_201_and_never_downgrades_one(store) -> None:
+    check_unknown_facts_only_get_more_certain(store, number(store))

@@ -23,7 +23,15 @@ from importer.ledger.fingerprints import (
     key_values,
     single_keys,
 )
-from importer.ledger.store import CREATED, EXISTING, Entry, Found, LedgerError, LedgerStore
+from importer.ledger.store import (
+    CREATED,
+    EXISTING,
+    UNKNOWN,
+    Entry,
+    Found,
+    LedgerError,
+    LedgerStore,
+)
 from importer.rows.outcomes import Outcome, Status
 from importer.rows.problems import Code
 
@@ -41,30 +49,41 @@ class LedgerCounts:
     imported_earlier: int = 0
     changed: int = 0
     recorded: int = 0
+    may_exist: int = 0
 
     def used(self, outcome: Outcome) -> None:
         """Count an outcome ``check`` gave that the run reported."""
+        if outcome.code == Code.OUTCOME_UNKNOWN:
+            self.may_exist += 1
+            return
         self.imported_earlier += 1
         self.changed += outcome.code == Code.CHANGED_SINCE_IMPORT
 
     def note(self) -> str:
         """One line for the summary; empty when the ledger changed nothing."""
-        if not self.imported_earlier:
-            return ""
-        changed = f" ({self.changed:,} changed since: see changed-since-import)" \
-            if self.changed else ""
-        return (f"{self.imported_earlier:,} rows imported earlier (the ledger holds them) were "
-                f"not sent{changed}")
+        lines = []
+        if self.imported_earlier:
+            changed = f" ({self.changed:,} changed since: see changed-since-import)" \
+                if self.changed else ""
+            lines.append(f"{self.imported_earlier:,} rows imported earlier (the ledger holds "
+                         f"them) were not sent{changed}")
+        if self.may_exist:
+            lines.append(f"{self.may_exist:,} rows an earlier run may have created (outcome "
+                         "unknown) were not sent: check them in the CRM, then rerun with "
+                         "--retry-unknown to send those that are missing")
+        return "; ".join(lines)
 
 
 class RunLedger:
     """The ledger as one run sees it: one destination, one input file."""
 
     def __init__(self, store: LedgerStore, destination: Destination, source: str, *,
-                 consult: bool, on_error: Callable[[str], None]) -> None:
+                 consult: bool, on_error: Callable[[str], None],
+                 retry_unknown: bool = False) -> None:
         self.store = store
         self.source = source
         self.consult = consult
+        self.retry_unknown = retry_unknown
         self.on_error = on_error
         self.counts = LedgerCounts()
         number = store.destination_number(destination.endpoint, destination.token_print,
@@ -82,6 +101,9 @@ class RunLedger:
     def check(self, rows: Sequence[int],
               fields: Sequence[Mapping[str, str]]) -> list[Outcome | None]:
         """For each row, its outcome when the ledger holds it (not to be sent), else None.
+
+        A keyless row an earlier run may have created (its outcome was unknown) comes back
+        ``outcome-unknown`` naming that run, unless ``--retry-unknown`` asks to send it.
 
         Two queries per batch: each row's first key (email, else external_id, else website_url,
         else its exact fields) finds nearly every row imported before, since a created record
@@ -113,8 +135,10 @@ class RunLedger:
         before = self.store.field_prints([hit.entry for hit in changed.values()])
         outcomes: list[Outcome | None] = []
         for index, hit in enumerate(hits):
-            if hit is None:
+            if hit is None or (hit.answer == UNKNOWN and self.retry_unknown):
                 outcomes.append(None)
+            elif hit.answer == UNKNOWN:
+                outcomes.append(_may_exist(rows[index], hit))
             elif index in changed:
                 names = changed_fields(before.get(hit.entry, {}), fields[index])
                 outcomes.append(_changed(rows[index], hit, names))
@@ -124,8 +148,9 @@ class RunLedger:
 
     def record(self, fields: Mapping[str, str], outcome: Outcome, *, fresh: bool) -> None:
         """Queue a settled outcome: 201s and 409s, ``fresh`` from this run's requests, or
-        carried over from the journal of an earlier run (which never replace entries)."""
-        answer = _answer(outcome)
+        carried over from the journal of an earlier run (which never replace entries); and
+        the outcome-unknown of a keyless row, which fences it off in later runs."""
+        answer = _answer(outcome, fields)
         if not answer:
             return
         entry = Entry(key_values(fields), fields_print(fields), field_prints(fields),
@@ -179,7 +204,9 @@ def _other_keys(keys: tuple[str, str, str]) -> list[str]:
     return [*others, combined] if combined else others
 
 
-def _answer(outcome: Outcome) -> str:
+def _answer(outcome: Outcome, fields: Mapping[str, str]) -> str:
+    if outcome.code == Code.OUTCOME_UNKNOWN:
+        return "" if any(key_values(fields)) else UNKNOWN
     if outcome.status == Status.CREATED:
         return CREATED
     if outcome.status == Status.DUPLICATE and outcome.code in RECORDED_DUPLICATES:
@@ -190,6 +217,13 @@ def _answer(outcome: Outcome) -> str:
 def _where(hit: Found) -> str:
     verb = "imported" if hit.answer == CREATED else "found existing (HTTP 409)"
     return f"{verb} on {hit.imported_at[:10]} from {hit.file} row {hit.row}"
+
+
+def _may_exist(row: int, hit: Found) -> Outcome:
+    return Outcome.problem(row, Code.OUTCOME_UNKNOWN, reason=(
+        f"a run on {hit.imported_at[:10]} from {hit.file} row {hit.row} sent the same fields "
+        "and got no answer, so the record may exist; not sent again: check the CRM, then use "
+        "--retry-unknown to send it"))
 
 
 def _imported_earlier(row: int, hit: Found) -> Outcome:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 from importer.ledger.store import (
     KEY_COLUMNS,
     SCHEMA_VERSION,
+    UPGRADE_UNKNOWN,
     DestinationInfo,
     Entry,
     Found,
@@ -58,7 +59,9 @@ FROM ledger_keys AS k WHERE k.destination = %s AND k.key = ANY(%s)
 INSERT_ENTRY = ("INSERT INTO ledger_entries VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, "
                 "%s) ON CONFLICT DO NOTHING")
 KEEP_KEY = ("INSERT INTO ledger_keys VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT DO NOTHING")
+            "ON CONFLICT (destination, key) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in KEY_COLUMNS[2:])
+            + " " + UPGRADE_UNKNOWN)
 REPLACE_KEY = ("INSERT INTO ledger_keys VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
                "ON CONFLICT (destination, key) DO UPDATE SET "
                + ", ".join(f"{c} = excluded.{c}" for c in KEY_COLUMNS[2:]))

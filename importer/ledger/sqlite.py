@@ -18,6 +18,7 @@ from pathlib import Path
 from importer.ledger.store import (
     KEY_COLUMNS,
     SCHEMA_VERSION,
+    UPGRADE_UNKNOWN,
     DestinationInfo,
     Entry,
     Found,
@@ -58,7 +59,9 @@ FROM ledger_keys AS k WHERE k.destination = ? AND k.key IN (SELECT value FROM js
 """
 INSERT_ENTRY = "INSERT OR IGNORE INTO ledger_entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 KEEP_KEY = ("INSERT INTO ledger_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT DO NOTHING")
+            "ON CONFLICT (destination, key) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in KEY_COLUMNS[2:])
+            + " " + UPGRADE_UNKNOWN)
 REPLACE_KEY = ("INSERT INTO ledger_keys VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                "ON CONFLICT (destination, key) DO UPDATE SET "
                + ", ".join(f"{c} = excluded.{c}" for c in KEY_COLUMNS[2:]))

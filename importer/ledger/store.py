@@ -18,11 +18,15 @@ from importer.ledger.fingerprints import combined_key, fields_key, single_keys
 
 CREATED = "created"
 EXISTING = "existing"
+UNKNOWN = "unknown"
+"""A keyless row whose request may have created a record (its answer was lost): not a record
+the ledger can name, but a fact that keeps later runs from sending the row blindly. A later 201
+or 409 for the same key upgrades it; nothing downgrades a settled key to it."""
 SCHEMA_VERSION = 2
 
-__all__ = ["CREATED", "EXISTING", "EXPORT_COLUMNS", "KEY_COLUMNS", "SCHEMA_VERSION",
-           "DestinationInfo", "Entry", "Found", "LedgerError", "LedgerStore", "Selection",
-           "entry_row", "key_rows", "parse_prints"]
+__all__ = ["CREATED", "EXISTING", "EXPORT_COLUMNS", "KEY_COLUMNS", "SCHEMA_VERSION", "UNKNOWN",
+           "UPGRADE_UNKNOWN", "DestinationInfo", "Entry", "Found", "LedgerError", "LedgerStore",
+           "Selection", "entry_row", "key_rows", "parse_prints"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,12 @@ class LedgerStore(Protocol):
 
 EXPORT_COLUMNS = ("email", "external_id", "website_url", "id", "answer", "imported_at", "file",
                   "row", "fields_print")
+
+
+UPGRADE_UNKNOWN = (f"WHERE ledger_keys.answer = '{UNKNOWN}' "
+                   f"AND excluded.answer <> '{UNKNOWN}'")
+"""The condition under which a key already held is overwritten by one that does not replace:
+only an outcome-unknown fact, by a settled answer (facts only ever get more certain)."""
 
 
 KEY_COLUMNS = ("destination", "key", "entry", "record_id", "fields_print", "answer",

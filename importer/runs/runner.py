@@ -179,7 +179,8 @@ def _open_ledger(options: RunOptions, target: Target | None, environ: EnvMapping
     token = "" if target.name else target.token
     try:
         return RunLedger(store, ledger_destination(target.identity, token), options.input.name,
-                         consult=not options.no_ledger, on_error=on_error)
+                         consult=not options.no_ledger, on_error=on_error,
+                         retry_unknown=options.retry_unknown)
     except LedgerError:
         store.close()
         raise
