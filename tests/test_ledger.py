@@ -272,3 +272,35 @@ def test_an_unknown_outcome_fences_the_row_in_later_runs_until_retry_unknown(
     assert run(cli, export, mapping, api, "night4.csv").code == 0
     assert {r["error_code"] for r in read_results(tmp_path / "night4.csv")} == {
         "imported-earlier"}, "the 201 upgraded the unknown fact"
+
+
+def _jwt(claims: dict[str, object], signature: str = "c2lnbmF0dXJl") -> str:
+    import base64
+    import json
+
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.{signature}"
+
+
+def test_a_renewed_jwt_for_the_same_account_keeps_the_ledger(
+        cli, sandbox, tmp_path: Path, mapping: Path, ledger: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """R2-1: the destination is the account a JWT speaks for, not the token itself."""
+    account = {"iss": "https://auth.routera.io/", "sub": "svc-nightly", "org_id": "acme-42"}
+    export = tmp_path / "e.csv"
+    write_export(export, range(10))
+    for night, (issued, signature) in enumerate([(1, "c2lnMQ"), (2, "c2lnMg")], start=1):
+        token = _jwt({**account, "iat": issued, "exp": issued + 3600, "jti": f"n{issued}"},
+                     signature)
+        sandbox.server.token = token
+        monkeypatch.setenv("ROUTERA_API_TOKEN", token)
+        before = sent(sandbox)
+        assert run(cli, export, mapping, sandbox, f"night{night}.csv").code == 0
+    assert sent(sandbox) == before, "the renewed token found the first night's entries"
+    assert {r["error_code"] for r in read_results(tmp_path / "night2.csv")} == {
+        "imported-earlier"}
+    assert len(sandbox.store.records()) == 10
+    listing = cli("ledger", "list").out
+    assert "token jwt:" in listing and "acme-42" not in listing and signature not in listing

@@ -186,3 +186,30 @@ def test_a_run_finds_rows_by_any_key_and_409s_by_all_of_them(store) -> None:
 
 def test_an_unknown_outcome_is_upgraded_by_a_201_and_never_downgrades_one(store) -> None:
     check_unknown_facts_only_get_more_certain(store, number(store))
+
+
+def test_a_jwt_destination_is_its_account_and_other_tokens_are_their_whole_print() -> None:
+    import base64
+    import json
+
+    def jwt(claims: dict[str, object], header: object = None) -> str:
+        def part(value: object) -> str:
+            return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+        return f"{part(header or {'alg': 'HS256'})}.{part(claims)}.sig{len(str(claims))}"
+
+    url = "https://api.routera.io/contacts"
+    base = {"iss": "https://auth/", "sub": "u1", "tenant_id": "t1"}
+    first = destination(url, jwt({**base, "exp": 1}))
+    assert destination(url, jwt({**base, "exp": 2, "jti": "x"})) == first
+    assert destination(url, jwt({**base, "sub": "u2"})) == first, "the tenant, not the user"
+    assert destination(url, jwt({**base, "tenant_id": "t2"})) != first
+    assert destination(url, jwt({**base, "iss": "https://other/"})) != first
+    assert first.token_print.startswith("jwt:") and "t1" not in first.token_print
+    by_subject = destination(url, jwt({"iss": "https://auth/", "sub": "u1", "exp": 1}))
+    assert destination(url, jwt({"iss": "https://auth/", "sub": "u1", "exp": 9})) == by_subject
+    assert destination(url, jwt({"iss": "https://auth/", "sub": "u2"})) != by_subject
+    for opaque in ("secret-token", "a.b.c", jwt({"exp": 1}), jwt(base, header=["x"]),
+                   jwt(base, header={"typ": "JWT"})):
+        printed = destination(url, opaque).token_print
+        assert not printed.startswith("jwt:") and len(printed) == 16
+    assert destination(url, "tok-1") != destination(url, "tok-2")

@@ -1,7 +1,11 @@
 """What the ledger stores instead of secrets and whole rows: one-way fingerprints.
 
-- A destination is the API endpoint plus a fingerprint of the token, so two accounts on the same
-  API keep separate ledgers and the token itself is never written anywhere.
+- A destination is the API endpoint plus a fingerprint of the account the token speaks for, so
+  two accounts on the same API keep separate ledgers and the token itself is never written
+  anywhere. A JWT is renewed routinely for the same account, so for a JWT the fingerprint is of
+  its identifying claims (issuer and account, tenant or organisation, else subject), read
+  without verifying the signature (the API verifies it; the ledger only needs a name). Any
+  other token is fingerprinted whole.
 - A row is found again by its keys, the way the API recognises a repeat: the email ignoring
   case, the external_id and the website_url, each exactly. A row with none of them is found by
   the fingerprint of its exact fields.
@@ -9,13 +13,23 @@
   which fields changed since the import without the ledger keeping their values.
 """
 
+import base64
+import binascii
 import hashlib
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import chain
 
 KEY_FIELDS = ("email", "external_id", "website_url")
 _TOKEN_LABEL = b"routera-import ledger token\x00"
+_ACCOUNT_LABEL = b"routera-import ledger account\x00"
+ACCOUNT_CLAIMS = ("account_id", "account", "acct", "tenant_id", "tenant", "tid", "org_id",
+                  "organization_id", "organisation_id", "org", "organization", "workspace_id",
+                  "company_id")
+"""JWT claims that name the account a token acts for, in order of preference; ``sub`` (the
+subject) is used when none is present."""
+JWT_PREFIX = "jwt:"
 _SEPARATOR = "\x1f"
 
 
@@ -36,7 +50,37 @@ def destination(endpoint: str, token: str) -> Destination:
     which is identified by its database file instead)."""
     if not token:
         return Destination(endpoint, "")
+    account = jwt_account(token)
+    if account is not None:
+        printed = hashlib.sha256(_ACCOUNT_LABEL + account.encode()).hexdigest()[:16]
+        return Destination(endpoint, JWT_PREFIX + printed)
     return Destination(endpoint, hashlib.sha256(_TOKEN_LABEL + token.encode()).hexdigest()[:16])
+
+
+def jwt_account(token: str) -> str | None:
+    """The identifying claims of a JWT as one string (``iss`` and the account claim), or None
+    when the token is not a readable JWT or names no account or subject. Not verified: only
+    hashed, never stored, shown or trusted for anything else."""
+    parts = token.strip().split(".")
+    if len(parts) != 3:
+        return None
+    header, claims = _json_part(parts[0]), _json_part(parts[1])
+    if header is None or claims is None or "alg" not in header:
+        return None
+    name = next((c for c in ACCOUNT_CLAIMS if claims.get(c) not in (None, "")), None)
+    if name is None and claims.get("sub") in (None, ""):
+        return None
+    name = name or "sub"
+    return json.dumps([claims.get("iss"), name, claims[name]], sort_keys=True, default=str)
+
+
+def _json_part(part: str) -> dict[str, object] | None:
+    """One base64url-encoded JSON object of a JWT, or None."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def key_values(fields: Mapping[str, str]) -> tuple[str, str, str]:
