@@ -304,3 +304,34 @@ def test_a_renewed_jwt_for_the_same_account_keeps_the_ledger(
     assert len(sandbox.store.records()) == 10
     listing = cli("ledger", "list").out
     assert "token jwt:" in listing and "acme-42" not in listing and signature not in listing
+
+
+def _people(path: Path, names: list[str]) -> None:
+    """An export of keyless rows: just a first and last name each."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["Customer ID", "First Name", "Last Name", "Email", "Zip"])
+        out.writerows(["", *name.split(), "", ""] for name in names)
+
+
+def test_identical_keyless_rows_are_different_people_in_any_batch_and_across_nights(
+        cli, sandbox, tmp_path: Path, mapping: Path, ledger: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """R2-2: the n-th "John Smith" of a file matches only the n-th one recorded before; a
+    record created by this run never answers for another of its rows."""
+    monkeypatch.setattr("importer.readers.text.CHUNK_ROWS", 3)
+    export = tmp_path / "people.csv"
+    _people(export, ["John Smith", "Ann Lee", "Bo Ek", "Cy Do", "John Smith"])
+    assert run(cli, export, mapping, sandbox, "monday.csv").code == 0
+    monday = read_results(tmp_path / "monday.csv")
+    assert [r["status"] for r in monday] == ["created"] * 5, "rows 2 and 6 in other batches"
+    assert len({r["id"] for r in monday}) == 5
+    _people(export, ["John Smith", "Ann Lee", "Bo Ek", "Cy Do", "John Smith", "John Smith"])
+    before = sent(sandbox)
+    assert run(cli, export, mapping, sandbox, "tuesday.csv").code == 0
+    assert sent(sandbox) - before == 1, "only the third John Smith is new"
+    tuesday = read_results(tmp_path / "tuesday.csv")
+    assert [r["error_code"] for r in tuesday] == ["imported-earlier"] * 5 + [""]
+    assert [r["id"] for r in tuesday[:5]] == [r["id"] for r in monday]
+    assert len({r["id"] for r in tuesday}) == 6, "no two rows report the same record"
+    assert len(sandbox.store.records()) == 6

@@ -213,3 +213,29 @@ def test_a_jwt_destination_is_its_account_and_other_tokens_are_their_whole_print
         printed = destination(url, opaque).token_print
         assert not printed.startswith("jwt:") and len(printed) == 16
     assert destination(url, "tok-1") != destination(url, "tok-2")
+
+
+def test_a_record_this_run_created_never_answers_for_another_of_its_rows(store) -> None:
+    """The second "John Smith" of a run, checked after the first one's 201 is written, is
+    still sent: it is the second occurrence, and only a second record would answer for it."""
+    from importer.ledger.ledger import RunLedger
+    from importer.rows.outcomes import Outcome
+
+    john = {"first_name": "John", "last_name": "Smith"}
+    ledger = RunLedger(store, destination("https://api.routera.io/contacts", "t"), "big.csv",
+                       consult=True, on_error=print)
+    try:
+        assert ledger.check([12], [john]) == [None]
+        ledger.record(john, Outcome.created(12, "r12", 201), fresh=True)
+        ledger._flush_now()
+        assert ledger.check([4602], [john]) == [None]
+        ledger.record(john, Outcome.created(4602, "r4602", 201), fresh=True)
+    finally:
+        ledger.close()
+    again = RunLedger(store, destination("https://api.routera.io/contacts", "t"), "big.csv",
+                      consult=True, on_error=print)
+    try:
+        found = again.check([12, 4602, 5000], [john, john, john])
+    finally:
+        again.close()
+    assert [o and o.id for o in found] == ["r12", "r4602", None]

@@ -105,9 +105,11 @@ def combined_key(keys: tuple[str, str, str]) -> str:
     return "keys:" + _hex(_SEPARATOR.join(keys), 16)
 
 
-def fields_key(fields_print: str) -> str:
-    """The lookup key of a keyless row: its exact fields."""
-    return f"fields:{fields_print}"
+def fields_key(fields_print: str, occurrence: int = 1) -> str:
+    """The lookup key of a keyless row: its exact fields, and which occurrence of them in its
+    file it is. Two identical keyless rows are two people: the n-th occurrence in one file
+    matches only the n-th occurrence recorded before, so each record answers for one row."""
+    return f"fields:{fields_print}" if occurrence <= 1 else f"fields:{fields_print}#{occurrence}"
 
 
 def fields_print(fields: Mapping[str, str]) -> str:

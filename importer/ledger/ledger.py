@@ -91,6 +91,8 @@ class RunLedger:
         assert number is not None
         self.destination = number
         self._pending: list[Entry] = []
+        self._seen: dict[int, int] = {}
+        self._occurrence: dict[int, int] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._failed = ""
@@ -105,15 +107,22 @@ class RunLedger:
         A keyless row an earlier run may have created (its outcome was unknown) comes back
         ``outcome-unknown`` naming that run, unless ``--retry-unknown`` asks to send it.
 
+        Keyless rows are counted as they come (``_count``): the n-th row of this run with the
+        same fields is found only by the n-th such record, so a record this run creates never
+        answers for another row of it, and no record answers for two rows.
+
         Two queries per batch: each row's first key (email, else external_id, else website_url,
         else its exact fields) finds nearly every row imported before, since a created record
         holds all its keys; only the rows not found ask again with their other keys.
         """
-        if not self.consult or not rows:
-            return [None] * len(rows)
+        if not rows:
+            return []
         keys = [key_values(row_fields) for row_fields in fields]
         prints = ["" if any(k) else fields_print(f) for k, f in zip(keys, fields, strict=True)]
-        first = [_first_key(k, p) for k, p in zip(keys, prints, strict=True)]
+        occurrences = self._count(rows, prints)
+        if not self.consult:
+            return [None] * len(rows)
+        first = [_first_key(k, p, n) for k, p, n in zip(keys, prints, occurrences, strict=True)]
         found = self.store.lookup(self.destination, first)
         hits = [found.get(key) for key in first]
         others = {index: _other_keys(keys[index]) for index, hit in enumerate(hits)
@@ -124,6 +133,24 @@ class RunLedger:
         if not found and not more:
             return [None] * len(rows)
         return self._outcomes(rows, fields, hits, prints)
+
+    def _count(self, rows: Sequence[int], prints: Sequence[str]) -> list[int]:
+        """Which occurrence of its fields in this run each keyless row is (0 for keyed rows).
+
+        Costs one dict entry per distinct keyless row (its print as a 64-bit number); rows
+        after the first occurrence are remembered by row number, for ``record``."""
+        occurrences = []
+        for row, printed in zip(rows, prints, strict=True):
+            if not printed:
+                occurrences.append(0)
+                continue
+            number = int(printed[:16], 16)
+            occurrence = self._seen.get(number, 0) + 1
+            self._seen[number] = occurrence
+            if occurrence > 1:
+                self._occurrence[row] = occurrence
+            occurrences.append(occurrence)
+        return occurrences
 
     def _outcomes(self, rows: Sequence[int], fields: Sequence[Mapping[str, str]],
                   hits: list[Found | None], prints: list[str]) -> list[Outcome | None]:
@@ -155,7 +182,8 @@ class RunLedger:
             return
         entry = Entry(key_values(fields), fields_print(fields), field_prints(fields),
                       outcome.id, answer, _now(), self.source, outcome.row,
-                      replaces=fresh and outcome.status == Status.CREATED)
+                      replaces=fresh and outcome.status == Status.CREATED,
+                      occurrence=self._occurrence.get(outcome.row, 1))
         with self._lock:
             self._pending.append(entry)
 
@@ -189,12 +217,12 @@ class RunLedger:
                 time.sleep(RETRY_DELAY * 2**attempt)
 
 
-def _first_key(keys: tuple[str, str, str], printed: str) -> str:
+def _first_key(keys: tuple[str, str, str], printed: str, occurrence: int) -> str:
     """The one key most rows are found by: the first of email, external_id, website_url."""
     for name, value in zip(KEY_FIELDS, keys, strict=True):
         if value:
             return f"{name}:{value}"
-    return fields_key(printed)
+    return fields_key(printed, occurrence)
 
 
 def _other_keys(keys: tuple[str, str, str]) -> list[str]:

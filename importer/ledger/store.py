@@ -43,6 +43,8 @@ class Entry:
     row: int
     replaces: bool = False
     """A fresh 201: take over keys held by older entries (their records were deleted)."""
+    occurrence: int = 1
+    """For a keyless row: which occurrence of the same fields in its file it was."""
     id: int = field(default_factory=lambda: secrets.randbits(62))
 
     def lookup_keys(self) -> list[str]:
@@ -53,7 +55,7 @@ class Entry:
         """
         singles = single_keys(self.keys)
         if not singles:
-            return [fields_key(self.fields_print)]
+            return [fields_key(self.fields_print, self.occurrence)]
         if self.answer == CREATED or len(singles) == 1:
             return singles
         return [combined_key(self.keys)]
