@@ -95,7 +95,8 @@ def measure(folder: Path, name: str, shape: str, burst: int | None, limit: float
         run_args = [sys.executable, "-m", "importer", "run", str(folder / f"rows{rows}.csv"),
                     "--mapping", str(folder / "mapping.yaml"), "--api-url", url,
                     "--concurrency", "16", "--quiet", "--results",
-                    str(folder / f"{name}.results.csv")]
+                    str(folder / f"{name}.results.csv"),
+                    "--ledger", str(folder / f"{name}.ledger.sqlite3")]
         if client_limit:
             run_args += ["--rate-limit", str(client_limit)]
         started = time.perf_counter()

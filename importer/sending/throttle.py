@@ -12,26 +12,32 @@ worker for its Retry-After (the server said so, and a window filled by the unpac
 it), and the rate starts from what the server *accepted* over the last second. From then on:
 
 - **Measure, not guess.** A limiter of any shape (fixed window, sliding window, token bucket
-  with any burst) accepts exactly its limit per second from a client that sends faster, so
-  when a real share of requests is refused (``significant``), the accepted rate over the last
-  second is the limit. When refusals are few, the rate drops only by the share refused.
-  The new rate is ``backoff`` times that estimate.
+  with any burst) accepts its limit per second from a client that sends faster, so when the
+  server accepted clearly less than was sent over the last second (``significant``), what it
+  accepted is the limit. When it refused only a few, the rate actually sent is the estimate
+  (the workers may not achieve the configured rate), but never below a rate ``proven`` by
+  holding it for ``hold_for`` seconds, so a few refusals cannot ratchet the rate down. The
+  new rate is ``backoff`` times the estimate, and every worker holds for ``settle`` seconds so
+  that a refusing server is not sent a clump of requests that all come back 429.
 - **Once per round.** A 429 counts only when its request left after the last change of rate,
   at least ``decrease_gap`` after it (the requests in flight knew nothing of it), and when
   more than ``tolerated`` of the last second's answers were 429s: isolated 429s come from
-  jitter and stalls, and lowering the rate for each would ratchet it down for nothing.
-- **Probe.** After a calm interval with the workers using the rate, the rate first jumps back
-  to ``backoff`` times the estimate, then climbs multiplicatively, each step twice the last
-  (``first_step`` doubling to ``max_step``), so a low first estimate is left behind in
-  seconds. Once the estimate is *confirmed* (measured a couple of windows after the first
-  429), steps stop at the estimate and stay small above it (``confirmed_max_step``), and the
-  calm interval is a whole window, since a fixed window shows an overshoot only at its end.
+  jitter and stalls.
+- **Probe.** After a calm interval (no 429 at all) with the workers using the rate, the rate
+  first jumps back to ``backoff`` times the estimate, then climbs multiplicatively, each step
+  twice the last (``first_step`` doubling to ``max_step``), so a low first estimate is left
+  behind in seconds. Once the estimate is *confirmed* (measured a couple of windows after the
+  first 429, or given by ``--rate-limit``), the calm interval is a whole window (a fixed
+  window shows an overshoot only at its end), the rate stops at ``hold_at`` of the estimate
+  for ``hold_for`` seconds and probes above it only in small steps (``confirmed_max_step``):
+  every overshoot costs 429s, and each refused row waits out its Retry-After.
 
 The rules live in :class:`RateControl`, which is told the time rather than reading a clock, so
 tests drive it through simulated servers deterministically (``tests/throttle_sim.py``).
 :class:`Throttle` wraps it for the worker threads. All tunables are data, in
 :class:`ThrottlePolicy`.
 """
+
 import math
 import threading
 import time
