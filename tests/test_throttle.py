@@ -157,6 +157,9 @@ def test_the_thread_wrapper_reads_an_injected_clock() -> None:
     assert throttle.acquire(threading.Event())
     throttle.accepted()
     throttle.throttled(1.0)
+    assert throttle.rate == 10.0, "a stray 429 does not lower the rate"
+    throttle.throttled(1.0)
+    throttle.throttled(1.0)
     assert throttle.rate is not None and throttle.rate < 10.0
 
 

@@ -21,9 +21,9 @@ it), and the rate starts from what the server *accepted* over the last second. F
   that a refusing server is not sent a clump of requests that all come back 429.
 - **Once per round.** A 429 counts only when its request left after the last change of rate,
   at least ``decrease_gap`` after it (the requests in flight knew nothing of it), and when
-  more than ``tolerated`` of the last second's answers were 429s: isolated 429s come from
-  jitter and stalls.
-- **Probe.** After a calm interval (no 429 at all) with the workers using the rate, the rate
+  at least ``min_refused`` and more than ``tolerated`` of the last second's answers were
+  429s: isolated 429s come from jitter and stalls.
+- **Probe.** After a calm interval (no 429 beyond stray ones) with the workers using it, the rate
   first jumps back to ``backoff`` times the estimate, then climbs multiplicatively, each step
   twice the last (``first_step`` doubling to ``max_step``), so a low first estimate is left
   behind in seconds. Once the estimate is *confirmed* (measured a couple of windows after the
@@ -64,6 +64,7 @@ class ThrottlePolicy:
     hold_for: float = 5.0
     decrease_gap: float = 0.2
     tolerated: float = 0.02
+    min_refused: int = 3
     significant: float = 0.05
     late_slack: float = 0.25
     default_pause: float = 1.0
@@ -193,7 +194,11 @@ class RateControl:
         self._next = max(self._next, self.paused_until)
 
     def accepted(self, now: float, sent: float) -> None:
-        """An answer other than 429: after a calm interval (no 429 at all), raise the rate."""
+        """An answer other than 429: after a calm interval, raise the rate.
+
+        Calm means no 429 while more than ``tolerated`` of the answers were refused: the
+        stray 429s of a jittery network must not keep the rate from climbing back.
+        """
         self._answered(now, True)
         calm = now - max(self._changed_at, self._last_refused)
         if (self.adaptive and self.rate is not None and self._busy(now)
@@ -203,7 +208,8 @@ class RateControl:
     def throttled(self, now: float, sent: float, retry_after: float | None = None) -> None:
         """A 429: the first one pauses everyone; later ones lower the rate once per round."""
         self._answered(now, False)
-        self._last_refused = now
+        if self._refusing():
+            self._last_refused = now
         if not self.adaptive:
             return
         if self.phase is Phase.UNLIMITED:
@@ -246,7 +252,13 @@ class RateControl:
         the last change, and not just after it) and refusals are not rare (isolated 429s come
         from jitter and stalls; lowering the rate for each would ratchet it down)."""
         return (sent >= self._changed_at and now - self._changed_at >= self.policy.decrease_gap
-                and self.refused_share() >= self.policy.tolerated)
+                and self._refusing())
+
+    def _refusing(self) -> bool:
+        """More than stray refusals: ``min_refused`` 429s, over ``tolerated`` of the answers."""
+        refused = sum(1 for _, ok in self._answers if not ok)
+        return refused >= self.policy.min_refused and self.refused_share() >= (
+            self.policy.tolerated)
 
     def _answered(self, now: float, ok: bool) -> None:
         self._answers.append((now, ok))
