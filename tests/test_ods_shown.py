@@ -98,9 +98,27 @@ CELLS = [
     (_float("42", "ID-42 v2"), "42"),
     (_float("1234.5", "1.234,50"), "1234.5"),
     (_float("4155550123", "(415) 555-0123"), "4155550123"),
+    # Small numbers in plain decimals, however the sheet shows them (README).
+    (_float("1E-07", "1E-07"), "0.0000001"),
+    (_float("0.000001", "0.000001"), "0.000001"),
+    (_float("-1.5E-08", "-1.5E-08"), "-0.000000015"),
 ]
 
 
 def test_each_cell_is_sent_as_shown_and_a_stale_text_is_not_trusted(tmp_path: Path) -> None:
     values = [row[1] for row in _values(_ods(tmp_path, [cell for cell, _ in CELLS]))]
     assert values == [want for _, want in CELLS]
+
+
+def test_small_numbers_in_xlsx_are_sent_in_plain_decimals(tmp_path: Path) -> None:
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["Name", "Value"])
+    for value in (0.000001, 1e-07, 0.5, 123.25):
+        sheet.append(["X", value])
+    book.save(tmp_path / "small.xlsx")
+    assert [row[1] for row in _values(tmp_path / "small.xlsx")] == [
+        "0.000001", "0.0000001", "0.5", "123.25"]

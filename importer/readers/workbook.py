@@ -7,6 +7,7 @@ its prolog parsed with defusedxml, so zip bombs and entity bombs are refused, no
 """
 
 import datetime as dt
+import decimal
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -278,7 +279,7 @@ def cell_text(value: object) -> str:
     if isinstance(value, float):
         if value.is_integer():
             return str(int(value))
-        return format(value, f".{EXACT_DIGITS}g")
+        return _positional(format(value, f".{EXACT_DIGITS}g"))
     if isinstance(value, dt.datetime):
         if value.microsecond:
             return value.isoformat(timespec="milliseconds")
@@ -288,6 +289,13 @@ def cell_text(value: object) -> str:
     if isinstance(value, dt.timedelta):
         return _duration_text(value)
     return str(value)
+
+
+def _positional(text: str) -> str:
+    """``1e-07`` as ``0.0000001``: a small number is sent in plain decimals, as a DataFrame's
+    floats are, whether the sheet shows it as ``0.0000001`` or ``1E-07`` (an exponent is the
+    spreadsheet's display, and Python's, not the value)."""
+    return format(decimal.Decimal(text), "f") if "e-" in text else text
 
 
 def _duration_text(value: dt.timedelta) -> str:
