@@ -90,6 +90,7 @@ CELLS = [
     (_float("1", "TRUE"), "TRUE"),
     (_float("0", "FALSE"), "FALSE"),
     (_float("42", "ID-000042"), "ID-000042"),
+    (_float("42", "42 kg"), "42 kg"),
     # Stale or unrelated display texts are not trusted: the value is sent.
     (_float("45352", "03/02/24"), "45352"),
     (_float("45352", "45,352"), "45352"),
@@ -122,3 +123,18 @@ def test_small_numbers_in_xlsx_are_sent_in_plain_decimals(tmp_path: Path) -> Non
     book.save(tmp_path / "small.xlsx")
     assert [row[1] for row in _values(tmp_path / "small.xlsx")] == [
         "0.000001", "0.0000001", "0.5", "123.25"]
+
+
+def test_a_number_with_words_in_its_xlsx_format_is_sent_as_shown(tmp_path: Path) -> None:
+    """The same cells as ODS sends them: ``0 "kg"`` shows ``42 kg``; a bare ``0`` pads nothing."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.append(["Name", "Value"])
+    for value, shown in ((42, '0" kg"'), (7, '"Q"0'), (42, "0"), (4.2, '0" kg"')):
+        sheet.append(["X", value])
+        sheet.cell(sheet.max_row, 2).number_format = shown
+    book.save(tmp_path / "words.xlsx")
+    assert [row[1] for row in _values(tmp_path / "words.xlsx")] == ["42 kg", "Q7", "42", "4.2"]

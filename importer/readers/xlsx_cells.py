@@ -97,7 +97,8 @@ def padded_pattern(pattern: str) -> bool:
 
 
 def _pieces(pattern: str) -> list[str | None] | None:
-    """``00000-0000`` -> [None]*5 + ["-"] + [None]*4; None for anything but digits and text."""
+    """``00000-0000`` -> [None]*5 + ["-"] + [None]*4; None for anything but digits and text,
+    and for a lone ``0`` without words (``0 "kg"`` shows ``42 kg``, as ODS sends it)."""
     pieces: list[str | None] = []
     i = 0
     while i < len(pattern):
@@ -119,7 +120,8 @@ def _pieces(pattern: str) -> list[str | None] | None:
             return None
         i += 1
     zeros = sum(1 for piece in pieces if piece is None)
-    return pieces if zeros >= 2 else None
+    worded = any(piece is not None and any(c.isalpha() for c in piece) for piece in pieces)
+    return pieces if zeros >= 2 or (zeros and worded) else None
 
 
 def _number_styles(archive: zipfile.ZipFile) -> dict[int, str]:
