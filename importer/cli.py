@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from importer import __version__
+from importer import __version__, _entry
 from importer.errors import ConfigError, ImporterError
 from importer.ledger import LEDGER_ENV, LedgerStore, Selection, default_location, open_store
 from importer.ledger.admin import Chosen, choose, export_csv, view
@@ -466,6 +466,9 @@ def _stop_on_signals(stop: Stop) -> Iterator[None]:
     program calling ``main`` from another thread keeps its own handling.
     """
     def handle(signum: int, frame: FrameType | None) -> None:
+        stop.request()
+
+    if _entry.received:
         stop.request()
 
     names = ("SIGINT", "SIGTERM", "SIGBREAK")
