@@ -257,3 +257,33 @@ def test_a_csv_input_can_ask_for_an_xlsx_errors_file_that_keeps_zeros(cli, sandb
                 "--results", tmp_path / "again.csv")
     assert again.code == 0, again.err
     assert records(sandbox)[-1]["postal_code"] == "00501"
+
+
+@pytest.mark.parametrize("ledger", ["ledger", "--no-ledger"])
+def test_rows_with_an_unknown_outcome_are_not_offered_to_fix_and_reimport(
+        cli, make_sandbox, tmp_path: Path, ledger: str) -> None:
+    """R2-3: a row that may have been created is not in the errors file (running that file
+    would create it again), and the summary names it apart with what to do."""
+    from tests.conftest import PLAIN_MAPPING
+
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(PLAIN_MAPPING, encoding="utf-8")
+    path = write_csv(tmp_path / "export.csv", "Customer ID,First Name,Last Name,Email,Zip\n"
+                     ",Ann,Lee,,\n2,Bo,Ek,bo@,00501\n,Cy,Do,,\n")
+    api = make_sandbox(drop_rate=1.0, seed=1)
+    flags = [] if ledger == "ledger" else [ledger]
+    first = cli("run", path, "--mapping", mapping, "--api-url", api.url, "--results",
+                tmp_path / "export.results.csv", *flags)
+    assert first.code == 1
+    assert [r["error_code"] for r in read_results(tmp_path / "export.results.csv")] == [
+        "outcome-unknown", "invalid-email", "outcome-unknown"]
+    errors = tmp_path / "export.errors.csv"
+    assert [row[:3] for row in read_csv(errors)[1:]] == [["3", "invalid", "invalid-email"]]
+    assert f"  to fix            1 rows in {errors}:" in first.out
+    assert ("  to check          2 rows may have been created (outcome-unknown; not in the "
+            "errors file): check them in the CRM;") in first.out
+    assert len(api.store.records()) == 2
+    again = cli("run", errors, "--mapping", mapping, "--api-url", api.url, "--results",
+                tmp_path / "again.csv", *flags)
+    assert again.code == 0
+    assert len(api.store.records()) == 2, "running the errors file creates nothing twice"

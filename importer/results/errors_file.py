@@ -1,5 +1,10 @@
 """The file to fix and re-import: every row that was not created or a duplicate, as it was read.
 
+Except rows whose outcome is unknown: they may have been created, so importing them again
+could create them twice. They are left out (and counted in ``codes``); the summary names them
+apart with what to do (check the CRM, then ``--resume``, with ``--retry-unknown`` for the
+missing ones), and the ledger fences keyless ones off in any later run.
+
 Ops people fix rejected rows in Excel and import them again (Salesforce Data Loader's error file,
 Bullhorn's failure file). So each line is the row's original cells, exactly as the reader gave
 them, after four columns that say what went wrong: ``row``, ``status``, ``error_code``,
@@ -35,6 +40,7 @@ from importer.results.files import (
     xlsx_first_row,
 )
 from importer.rows.outcomes import ERRORS_COLUMNS, Outcome, Status
+from importer.rows.problems import Code
 
 COLUMNS = ERRORS_COLUMNS
 TO_FIX = frozenset({Status.INVALID, Status.REJECTED, Status.FAILED, Status.SKIPPED})
@@ -123,7 +129,7 @@ class ErrorsFile:
             for seq, outcome in enumerate(outcomes, first):
                 if outcome.code:
                     self.codes[str(outcome.code)] += 1
-                if outcome.status in TO_FIX:
+                if outcome.status in TO_FIX and outcome.code != Code.OUTCOME_UNKNOWN:
                     self._write(seq, outcome)
             self._release(first + len(outcomes))
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TypedDict
 
 from importer.rows.outcomes import Status
+from importer.rows.problems import Code
 from importer.runs.exits import ExitCode
 
 
@@ -140,6 +141,12 @@ def summary_text(summary: RunSummary, prog: str) -> str:
     if facts["errors_file"]:
         lines.append(f"  to fix    {facts['errors_rows']:>9,} rows in {facts['errors_file']}: "
                      "fix them there and run that file with the same mapping")
+    unknown = facts["error_codes"].get(str(Code.OUTCOME_UNKNOWN), 0)
+    if unknown and not facts["dry_run"]:
+        lines.append(f"  to check  {unknown:>9,} rows may have been created (outcome-unknown; not "
+                     "in the errors file): check them in the CRM; --resume re-sends those with an "
+                     "email, external_id or website_url, add --retry-unknown to re-send the "
+                     "others you found missing")
     lines += [f"  note: {note}" for note in facts["notes"]]
     lines += [f"  preview row {preview['row']}: {_json(preview['body'])}"
               for preview in facts["previews"]]
