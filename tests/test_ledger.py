@@ -335,3 +335,23 @@ def test_identical_keyless_rows_are_different_people_in_any_batch_and_across_nig
     assert [r["id"] for r in tuesday[:5]] == [r["id"] for r in monday]
     assert len({r["id"] for r in tuesday}) == 6, "no two rows report the same record"
     assert len(sandbox.store.records()) == 6
+
+
+def test_a_named_account_keeps_the_ledger_across_renewed_opaque_tokens(
+        cli, sandbox, tmp_path: Path, mapping: Path, ledger: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """R2-1 for opaque tokens: ROUTERA_LEDGER_ACCOUNT names the account instead of the token."""
+    monkeypatch.setenv("ROUTERA_LEDGER_ACCOUNT", "acme-production")
+    export = tmp_path / "e.csv"
+    write_export(export, range(10))
+    for night, token in enumerate(["opaque-night-1", "opaque-night-2"], start=1):
+        sandbox.server.token = token
+        monkeypatch.setenv("ROUTERA_API_TOKEN", token)
+        before = sent(sandbox)
+        assert run(cli, export, mapping, sandbox, f"night{night}.csv").code == 0
+    assert sent(sandbox) == before
+    assert len(sandbox.store.records()) == 10
+    monkeypatch.delenv("ROUTERA_API_TOKEN")
+    shown = cli("ledger", "show", "--api-url", sandbox.url)
+    assert shown.code == 0 and "e.csv" in shown.out
+    assert "acme-production" not in cli("ledger", "list").out

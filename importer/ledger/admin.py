@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from importer.errors import ConfigError
-from importer.ledger.fingerprints import destination
+from importer.ledger.fingerprints import ACCOUNT_ENV, destination
 from importer.ledger.store import EXPORT_COLUMNS, DestinationInfo, LedgerStore, Selection
 from importer.results.writer import FORMULA_PREFIXES
 from importer.sending.client import DEFAULT_API_URL, Target, check_base_url
@@ -45,17 +45,18 @@ def choose(store: LedgerStore, environ: Mapping[str, str], *, number: int | None
     if number is not None:
         return _by_number(store.destinations(), number, store.location)
     if sandbox_db is not None:
-        endpoint, token = sandbox_name(sandbox_db, object_name), ""
+        endpoint, token, account = sandbox_name(sandbox_db, object_name), "", ""
     else:
         token = environ.get(TOKEN_ENV, "").strip()
-        if not token:
+        account = environ.get(ACCOUNT_ENV, "").strip()
+        if not token and not account:
             raise ConfigError(f"{TOKEN_ENV} is not set: the ledger keeps each account's entries "
                               "apart by the token's fingerprint; export it, or pick a "
                               "destination with --destination N from 'routera-import ledger "
                               "list'")
         url = check_base_url(api_url or environ.get(URL_ENV) or DEFAULT_API_URL)
         endpoint = Target(url, token, object_name).identity
-    where = destination(endpoint, token)
+    where = destination(endpoint, token, account)
     found = store.destination_number(where.endpoint, where.token_print, where.digest,
                                      create=False)
     if found is None:

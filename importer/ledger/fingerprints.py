@@ -30,6 +30,8 @@ ACCOUNT_CLAIMS = ("account_id", "account", "acct", "tenant_id", "tenant", "tid",
 """JWT claims that name the account a token acts for, in order of preference; ``sub`` (the
 subject) is used when none is present."""
 JWT_PREFIX = "jwt:"
+ACCOUNT_PREFIX = "account:"
+ACCOUNT_ENV = "ROUTERA_LEDGER_ACCOUNT"
 _SEPARATOR = "\x1f"
 
 
@@ -45,14 +47,18 @@ class Destination:
         return _hex(f"{self.endpoint}\n{self.token_print}", 16)
 
 
-def destination(endpoint: str, token: str) -> Destination:
+def destination(endpoint: str, token: str, account: str = "") -> Destination:
     """The destination of ``endpoint`` reached with ``token`` (an empty token for the sandbox,
-    which is identified by its database file instead)."""
+    which is identified by its database file instead). ``account`` (``ROUTERA_LEDGER_ACCOUNT``)
+    names the account outright, for opaque tokens that are renewed: it replaces the token."""
+    if account:
+        printed = hashlib.sha256(_ACCOUNT_LABEL + b"named\x00" + account.encode()).hexdigest()
+        return Destination(endpoint, ACCOUNT_PREFIX + printed[:16])
     if not token:
         return Destination(endpoint, "")
-    account = jwt_account(token)
-    if account is not None:
-        printed = hashlib.sha256(_ACCOUNT_LABEL + account.encode()).hexdigest()[:16]
+    claimed = jwt_account(token)
+    if claimed is not None:
+        printed = hashlib.sha256(_ACCOUNT_LABEL + claimed.encode()).hexdigest()[:16]
         return Destination(endpoint, JWT_PREFIX + printed)
     return Destination(endpoint, hashlib.sha256(_TOKEN_LABEL + token.encode()).hexdigest()[:16])
 
@@ -70,8 +76,8 @@ def jwt_account(token: str) -> str | None:
     name = next((c for c in ACCOUNT_CLAIMS if claims.get(c) not in (None, "")), None)
     if name is None and claims.get("sub") in (None, ""):
         return None
-    name = name or "sub"
-    return json.dumps([claims.get("iss"), name, claims[name]], sort_keys=True, default=str)
+    chosen = name or "sub"
+    return json.dumps([claims.get("iss"), chosen, claims[chosen]], sort_keys=True, default=str)
 
 
 def _json_part(part: str) -> dict[str, object] | None:

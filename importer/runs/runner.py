@@ -20,6 +20,7 @@ import requests
 from importer.errors import ConfigError, ImporterError, ResumeError
 from importer.ledger import LedgerError, RunLedger, default_location, open_store
 from importer.ledger import destination as ledger_destination
+from importer.ledger.fingerprints import ACCOUNT_ENV
 from importer.mapping.binding import BoundMapping, MappedBatch, bind
 from importer.mapping.spec import ColumnMapping, load_mapping
 from importer.readers import ReadOptions, Table, describe, open_table
@@ -177,8 +178,10 @@ def _open_ledger(options: RunOptions, target: Target | None, environ: EnvMapping
         return None
     store = open_store(options.ledger or default_location(environ))
     token = "" if target.name else target.token
+    account = "" if target.name else environ.get(ACCOUNT_ENV, "").strip()
     try:
-        return RunLedger(store, ledger_destination(target.identity, token), options.input.name,
+        return RunLedger(store, ledger_destination(target.identity, token, account),
+                         options.input.name,
                          consult=not options.no_ledger, on_error=on_error,
                          retry_unknown=options.retry_unknown)
     except LedgerError:
