@@ -355,3 +355,27 @@ def test_a_named_account_keeps_the_ledger_across_renewed_opaque_tokens(
     shown = cli("ledger", "show", "--api-url", sandbox.url)
     assert shown.code == 0 and "e.csv" in shown.out
     assert "acme-production" not in cli("ledger", "list").out
+
+
+def test_a_keyless_row_sent_before_a_crash_is_fenced_once_resume_finds_it(
+        cli, sandbox, tmp_path: Path, mapping: Path, ledger: str) -> None:
+    """R2-6 after a crash: the journal shows row 2 sent with no answer (and the ledger lost
+    it); --resume reports it outcome-unknown and hands that to the ledger, so the next night
+    does not send it either."""
+    from importer.runs.journal import journal_path
+
+    export = tmp_path / "e.csv"
+    write_export(export, range(5))
+    assert run(cli, export, mapping, sandbox, "night1.csv", "--ledger",
+               tmp_path / "lost.sqlite3").code == 0
+    journal = journal_path(tmp_path / "night1.csv")
+    lines = journal.read_text(encoding="utf-8").splitlines()
+    kept = [line for line in lines if not line.startswith(('{"row":2,', '{"end"'))]
+    journal.write_text("\n".join(kept) + '\n{"send":2}\n', encoding="utf-8")
+    assert run(cli, export, mapping, sandbox, "night1.csv", "--resume").code == 1
+    before = sent(sandbox)
+    assert run(cli, export, mapping, sandbox, "night2.csv").code == 1
+    assert sent(sandbox) == before
+    row = read_results(tmp_path / "night2.csv")[0]
+    assert (row["row"], row["error_code"]) == ("2", "outcome-unknown")
+    assert "from e.csv row 2 sent the same fields" in row["error"]
