@@ -39,6 +39,7 @@ from bench_report import (
     Bench,
     render,
 )
+from bench_journal import scenario_group_commit
 from bench_scenarios import (
     prepare_data,
     scenario_client_cost,
@@ -73,6 +74,7 @@ def scenarios(bench: Bench) -> list[tuple[str, Callable[[], None]]]:
         ("dry runs csv", lambda: scenario_dry_runs(bench)),
         ("dry run xlsx", lambda: scenario_xlsx(bench)),
         ("client cost", lambda: scenario_client_cost(bench)),
+        ("group commit", lambda: scenario_group_commit(bench)),
     ]
 
 

@@ -1,13 +1,15 @@
-"""What an earlier run into the same results file means for this one.
+"""What earlier runs into the same results file mean for this one, set up in one place.
 
-Every run reads the journal left by the previous run into the same results file. When the
-input, mapping and endpoint are unchanged, row numbers still name the same records, and:
+``start`` reads the journal (or, with ``--resume --force`` and no journal, the earlier results
+file), decides the plan and opens this run's journal. Every run reads what earlier runs into
+the same results file established. When the input, mapping and endpoint are unchanged, row
+numbers still name the same records, and:
 
 - with ``--resume``, final outcomes (created, duplicate, invalid, rejected) are kept, not sent;
 - in any run, a row without a key the API deduplicates on (email, external_id, website_url) is
-  never sent twice: if an earlier run created it, it is reported as a duplicate of that record;
-  if an earlier run sent it and recorded no answer, it stays ``outcome-unknown`` unless
-  ``--retry-unknown`` is given;
+  never sent twice: if any earlier run created it, it is reported as a duplicate of that
+  record; if any earlier run may have created it without an answer saying so, it stays
+  ``outcome-unknown`` unless ``--retry-unknown`` is given;
 - rows with such a key are sent again when not kept: a repeat is answered with 409.
 """
 
@@ -15,9 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from importer.errors import ResumeError
-from importer.rows.outcomes import FINAL, Outcome, Status
+from importer.results.writer import read_outcomes
+from importer.rows.outcomes import FINAL, Outcome
 from importer.rows.problems import Code
-from importer.runs.journal import Prior
+from importer.rows.status import Status
+from importer.runs.journal import Journal, Prior, journal_path, load_prior, sync_folder
+
+SENT = frozenset({Status.CREATED, Status.REJECTED, Status.FAILED, Status.SKIPPED})
+"""Statuses only a run that sent rows writes."""
 
 FINGERPRINT_NAMES = {
     "input": "the input file",
@@ -32,10 +39,9 @@ FINGERPRINT_NAMES = {
 
 @dataclass
 class Plan:
-    """Per-row decisions drawn from an earlier run's journal (empty for a fresh run)."""
+    """Per-row decisions drawn from earlier runs (empty for a fresh run)."""
 
-    outcomes: dict[int, Outcome] = field(default_factory=dict)
-    unknown_rows: set[int] = field(default_factory=set)
+    facts: Prior = field(default_factory=lambda: Prior({}))
     keep_final: bool = False
     retry_unknown: bool = False
     discarded: bool = False
@@ -44,30 +50,22 @@ class Plan:
     """The earlier run was stopped by the breaker: its rejections came from a mapping (or an
     account) that is being fixed, so rejected rows are sent again instead of kept."""
 
-    def carried(self) -> list[Outcome]:
-        """Earlier outcomes the new journal must still know about."""
-        return [self.outcomes[row] for row in sorted(self.outcomes)]
-
-    def unknown(self) -> set[int]:
-        return set(self.unknown_rows)
-
     def maybe_sent(self, row: int) -> bool:
-        """An earlier attempt may have created this row (sent, answer never recorded)."""
-        earlier = self.outcomes.get(row)
-        return row in self.unknown_rows or (
-            earlier is not None and earlier.code == Code.OUTCOME_UNKNOWN)
+        """An earlier attempt may have created this row (sent, no answer saying so)."""
+        return row in self.facts.unknown
 
     def settled(self, row: int, keyed: bool) -> Outcome | None:
         """The row's outcome without sending it, or None when it must be sent."""
-        earlier = self.outcomes.get(row)
+        earlier = self.facts.outcomes.get(row)
         if self.keep_final and earlier is not None and earlier.status in FINAL and not (
                 self.resend_rejected and earlier.status in RETHOUGHT):
             return earlier
         if keyed:
             return None
-        if earlier is not None and _created(earlier):
-            return Outcome.problem(row, Code.CREATED_BY_EARLIER_RUN, record_id=earlier.id,
-                                   record=earlier.id)
+        created = self.facts.created.get(row)
+        if created is not None:
+            return Outcome.problem(row, Code.CREATED_BY_EARLIER_RUN, record_id=created,
+                                   record=created)
         if self.maybe_sent(row) and not self.retry_unknown:
             return Outcome.problem(row, Code.OUTCOME_UNKNOWN, reason=(
                 "an earlier run sent this row but recorded no answer; check the CRM, then use "
@@ -79,8 +77,49 @@ RETHOUGHT = frozenset({Status.REJECTED, Status.INVALID})
 """Outcomes that depend on the mapping, re-decided after a breaker stop."""
 
 
-def _created(outcome: Outcome) -> bool:
-    return outcome.status == Status.CREATED or outcome.code == Code.CREATED_BY_EARLIER_RUN
+def start(results: Path, fingerprint: dict[str, object], *, resume: bool, force: bool,
+          retry_unknown: bool) -> tuple[Plan, Journal, str]:
+    """This run's plan and journal, and a note for the summary (empty when nothing to say).
+
+    The journal is created before the results file, so a results file without a journal never
+    comes from a run that sent something.
+    """
+    path = journal_path(results)
+    prior = load_prior(path)
+    if prior is None and resume and results.exists():
+        prior = _prior_from_results(results, path, fingerprint, force=force)
+    plan, note = plan_for(prior, fingerprint, path, resume=resume, force=force,
+                          retry_unknown=retry_unknown)
+    if plan.discarded:
+        path.replace(path.with_name(path.name + ".previous"))
+        sync_folder(path)
+    return plan, Journal(path, fingerprint, plan.facts), note
+
+
+def shows_sent_rows(results: Path) -> bool:
+    """Whether a results file records rows that were sent (a real run's, not a dry run's).
+    One that cannot be read is treated as a real run's: it must not be overwritten."""
+    try:
+        outcomes = read_outcomes(results)
+    except ResumeError:
+        return True
+    return any(o.http_status is not None or o.status in SENT for o in outcomes.values())
+
+
+def _prior_from_results(results: Path, journal: Path, fingerprint: dict[str, object], *,
+                        force: bool) -> Prior | None:
+    """Resume from the results file alone: allowed only with --force, because without the
+    journal nobody can tell whether the input changed or which rows were sent unanswered.
+    Results that show nothing was ever sent (a dry run's) are simply ignored."""
+    outcomes = read_outcomes(results)
+    if not any(o.http_status is not None or o.status in SENT for o in outcomes.values()):
+        return None
+    if not force:
+        raise ResumeError(f"cannot resume: {journal.name} (the journal of the earlier run) "
+                          "is missing, so a changed input or rows sent without an answer "
+                          f"cannot be detected; pass --force to resume from {results.name} "
+                          "alone")
+    return Prior.from_outcomes(fingerprint, outcomes)
 
 
 def plan_for(prior: Prior | None, fingerprint: dict[str, object], journal: Path, *,
@@ -112,8 +151,8 @@ def plan_for(prior: Prior | None, fingerprint: dict[str, object], journal: Path,
         return Plan(retry_unknown=retry_unknown, discarded=True), (
             f"the earlier results were for other rows ({', '.join(rows_moved)} changed); "
             f"starting fresh (the earlier journal is kept as {journal.name}.previous)")
-    plan = Plan(dict(prior.outcomes), set(prior.unknown), keep_final=resume,
-                retry_unknown=retry_unknown, resend_rejected=after_breaker)
+    plan = Plan(prior, keep_final=resume, retry_unknown=retry_unknown,
+                resend_rejected=after_breaker)
     done = sum(1 for o in prior.outcomes.values() if o.status in FINAL)
     if after_breaker:
         again = sum(1 for o in prior.outcomes.values() if o.status in RETHOUGHT)

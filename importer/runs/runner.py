@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from importer.errors import ConfigError, ImporterError, ResumeError
+from importer.errors import ConfigError, ImporterError
 from importer.ledger import LedgerError, RunLedger, default_location, open_store
 from importer.ledger import destination as ledger_destination
 from importer.ledger.fingerprints import ACCOUNT_ENV
@@ -30,23 +30,21 @@ from importer.results.writer import (
     ResultsWriter,
     default_results_path,
     is_results_file,
-    read_outcomes,
     results_format,
 )
 from importer.rows.outcomes import IDENTITY_FIELDS, Outcome, Status
 from importer.rows.problems import Code, RowProblem
 from importer.rows.validation import Validator, has_dedupe_key
+from importer.runs import resume
 from importer.runs.journal import (
     Journal,
     JournalError,
-    Prior,
     file_digest,
     journal_path,
-    load_prior,
 )
 from importer.runs.lock import ResultsLock
 from importer.runs.reporting import Progress, Reporter, RunStart
-from importer.runs.resume import Plan, plan_for
+from importer.runs.resume import Plan
 from importer.runs.stopping import Stop
 from importer.runs.summary import RunSummary, summary_sheet
 from importer.sending.breaker import DEFAULT_MAX_REJECTED, Breaker, Watched
@@ -59,7 +57,6 @@ from importer.sending.workers import RowTask, Workers
 
 REORDER_LIMIT = 20_000
 GC_EVERY = 64
-SENT = frozenset({Status.CREATED, Status.REJECTED, Status.FAILED, Status.SKIPPED})
 
 
 @dataclass(frozen=True)
@@ -197,7 +194,7 @@ def _results_path(options: RunOptions) -> tuple[Path, str]:
         raise ConfigError(f"--results {path} is the input file itself; choose another path")
     if not path.parent.is_dir():
         raise ConfigError(f"--results {path}: the folder {path.parent} does not exist")
-    if not (options.dry_run and journal_path(path).exists()):
+    if not (options.dry_run and _holds_real_results(path)):
         return path, ""
     if options.results is not None:
         raise ConfigError(f"--results {path} holds the results of a real run (see "
@@ -211,6 +208,13 @@ def _refuse_unsafe_targets(results: Path, options: RunOptions) -> None:
     """Before anything is sent: no link at a path we write, no stranger's file replaced."""
     refuse_stranger(results, "--results", "results", is_results_file, options.overwrite)
     refuse_link(journal_path(results), "journal")
+
+
+def _holds_real_results(path: Path) -> bool:
+    """A real run's results: its journal is there, or (journal deleted) the file itself shows
+    rows that were sent. A dry run must not overwrite them: the next ``--resume --force``
+    would take its "ready" rows for rows never sent."""
+    return journal_path(path).exists() or (path.exists() and resume.shows_sent_rows(path))
 
 
 class _Run:
@@ -325,32 +329,12 @@ class _Run:
     def _start_journal(self) -> tuple[Plan, Journal | None]:
         if self.target is None:
             return Plan(), None
-        path = journal_path(self.summary.results)
-        fingerprint = self._fingerprint()
-        prior = load_prior(path)
-        if prior is None and self.options.resume and self.summary.results.exists():
-            prior = self._prior_from_results(path, fingerprint)
-        plan, note = plan_for(prior, fingerprint, path, resume=self.options.resume,
-                              force=self.options.force, retry_unknown=self.options.retry_unknown)
+        plan, journal, note = resume.start(
+            self.summary.results, self._fingerprint(), resume=self.options.resume,
+            force=self.options.force, retry_unknown=self.options.retry_unknown)
         if note:
             self.summary.notes.append(note)
-        if plan.discarded:
-            path.replace(path.with_name(path.name + ".previous"))
-        return plan, Journal(path, fingerprint, plan.carried(), plan.unknown())
-
-    def _prior_from_results(self, journal: Path, fingerprint: dict[str, object]) -> Prior | None:
-        """Resume from the results file alone: allowed only with --force, because without the
-        journal nobody can tell whether the input changed or which rows were sent unanswered.
-        Results that show nothing was ever sent (a dry run's) are simply ignored."""
-        outcomes = read_outcomes(self.summary.results)
-        if not any(o.http_status is not None or o.status in SENT for o in outcomes.values()):
-            return None
-        if not self.options.force:
-            raise ResumeError(f"cannot resume: {journal.name} (the journal of the earlier run) "
-                              "is missing, so a changed input or rows sent without an answer "
-                              "cannot be detected; pass --force to resume from "
-                              f"{self.summary.results.name} alone")
-        return Prior(fingerprint, outcomes)
+        return plan, journal
 
     def _fingerprint(self) -> dict[str, object]:
         """What must be unchanged for earlier results to still describe these rows."""
