@@ -16,6 +16,7 @@ import io
 import json
 import os
 import threading
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -97,7 +98,7 @@ def read_outcomes(path: Path) -> dict[int, Outcome]:
     """
     try:
         rows = read_result_rows(path)
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise ResumeError(f"{path}: cannot be read as earlier results ({exc})") from exc
     outcomes = {}
     for row in rows:
@@ -200,11 +201,12 @@ class ResultsWriter:
         self._format.flush(sync=sync)
         self._cond.notify_all()
 
-    def wait_for_room(self, limit: int) -> None:
-        """Block the reader while too many finished rows wait behind a slow earlier row."""
+    def wait_for_room(self, limit: int, stop: threading.Event) -> None:
+        """Block the reader while too many finished rows wait behind a slow earlier row; a
+        stop ends the wait (the rows after it are skipped without piling up)."""
         with self._cond:
-            while len(self._pending) > limit:
-                self._cond.wait(0.5)
+            while len(self._pending) > limit and not stop.is_set():
+                self._cond.wait(0.1)
 
     def missing(self, rows: int) -> int:
         """How many of the first ``rows`` rows have no outcome (none, unless something broke)."""

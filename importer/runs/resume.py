@@ -99,6 +99,8 @@ def start(results: Path, fingerprint: dict[str, object], *, resume: bool, force:
 def shows_sent_rows(results: Path) -> bool:
     """Whether a results file records rows that were sent (a real run's, not a dry run's).
     One that cannot be read is treated as a real run's: it must not be overwritten."""
+    if results.stat().st_size == 0:
+        return False
     try:
         outcomes = read_outcomes(results)
     except ResumeError:
