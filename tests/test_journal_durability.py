@@ -33,8 +33,9 @@ def export(tmp_path: Path, rows: int, keyless_every: int = 3) -> Path:
 
 
 def run(cli, tmp_path: Path, url: str, *extra: object, mapping: str = "m.yaml"):
+    """A run whose memory is the journal alone (the import ledger would answer first)."""
     return cli("run", tmp_path / "in.csv", "--mapping", tmp_path / mapping, "--api-url", url,
-               "--results", tmp_path / "r.csv", "--max-retries", "1", *extra)
+               "--results", tmp_path / "r.csv", "--max-retries", "1", "--no-ledger", *extra)
 
 
 def sent_names(api) -> list[str]:
@@ -140,7 +141,8 @@ def test_a_dry_run_keeps_clear_of_real_results_even_without_their_journal(
     export(tmp_path, 6)
     real = tmp_path / "in.results.csv"
     with raw_api(lambda fields: Behaviour()) as (api, url):
-        base = ("run", tmp_path / "in.csv", "--mapping", tmp_path / "m.yaml", "--api-url", url)
+        base = ("run", tmp_path / "in.csv", "--mapping", tmp_path / "m.yaml", "--api-url", url,
+                "--no-ledger")
         assert cli(*base).code == 0
         journal_path(real).unlink()
         before = real.read_bytes()

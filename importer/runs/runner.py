@@ -397,7 +397,7 @@ class _Run:
             if outcome is not None:
                 self.settled.append((first + index, outcome))
         self._write_settled()
-        self.writer.wait_for_room(REORDER_LIMIT)
+        self.writer.wait_for_room(REORDER_LIMIT, self.stop)
 
     def _write_settled(self) -> None:
         """Hand the rows settled here to the writer before the reader may wait to send a row,
