@@ -31,6 +31,7 @@ from bench_data import (  # noqa: F401 (bench/ledger_bench.py imports them from 
     contact_rows,
     write_csvs,
 )
+from bench_journal import scenario_group_commit
 from bench_processes import (  # noqa: F401 (bench/ledger_bench.py imports them from bench)
     SandboxProcess,
     run_measured,
@@ -39,7 +40,6 @@ from bench_report import (
     Bench,
     render,
 )
-from bench_journal import scenario_group_commit
 from bench_scenarios import (
     prepare_data,
     scenario_client_cost,

@@ -6,6 +6,8 @@ even if a server echoes it back.
 """
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import secrets
@@ -16,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
+from typing import TextIO, cast
 
 from importer import __version__, _entry
 from importer.errors import ConfigError, ImporterError
@@ -378,7 +381,7 @@ def _run(args: argparse.Namespace) -> int:
         max_rejected=args.max_rejected,
     )
     stop = Stop()
-    display = ProgressDisplay(sys.stderr, quiet=args.quiet)
+    display = ProgressDisplay(cast(TextIO, _Forgiving(sys.stderr)), quiet=args.quiet)
     with _stop_on_signals(stop):
         try:
             summary = run_import(options, stop=stop, on_progress=display,
@@ -488,7 +491,44 @@ def _render(summary: RunSummary) -> None:
 
 
 def _error(message: str) -> None:
-    print(_redact(f"{PROG}: error: {message}"), file=sys.stderr, flush=True)
+    _Forgiving(sys.stderr).write(_redact(f"{PROG}: error: {message}") + "\n")
+
+
+class _Forgiving(io.TextIOBase):
+    """stderr for progress and errors: when it is a broken pipe (``2>&1 | head``, a dead
+    ``tee``), writing to it is given up, never the run. The descriptor is pointed at the null
+    device so that nothing else (the interpreter's flush at exit) trips over it either."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def isatty(self) -> bool:
+        try:
+            return self._stream.isatty()
+        except (OSError, ValueError):
+            return False
+
+    def write(self, text: str) -> int:
+        try:
+            written = self._stream.write(text)
+            self._stream.flush()
+            return written
+        except (OSError, ValueError):
+            self._give_up()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (OSError, ValueError):
+            self._give_up()
+
+    def _give_up(self) -> None:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, self._stream.fileno())
+            os.close(null)
 
 
 def _redact(text: str) -> str:

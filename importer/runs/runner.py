@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from collections.abc import Mapping as EnvMapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,8 +33,7 @@ from importer.results.writer import (
     results_format,
 )
 from importer.rows.outcomes import IDENTITY_FIELDS, Outcome, Status
-from importer.rows.problems import Code, RowProblem
-from importer.rows.validation import Validator, has_dedupe_key
+from importer.rows.validation import Validator
 from importer.runs import resume
 from importer.runs.journal import (
     Journal,
@@ -45,6 +44,7 @@ from importer.runs.journal import (
 from importer.runs.lock import ResultsLock
 from importer.runs.reporting import Progress, Reporter, RunStart
 from importer.runs.resume import Plan
+from importer.runs.sinks import DryRunSink, SendingSink, Sink
 from importer.runs.stopping import Stop
 from importer.runs.summary import RunSummary, summary_sheet
 from importer.sending.breaker import DEFAULT_MAX_REJECTED, Breaker, Watched
@@ -53,9 +53,8 @@ from importer.sending.deadlines import build_session
 from importer.sending.delivery import Delivery, RetryPolicy
 from importer.sending.destination import destination
 from importer.sending.throttle import Throttle
-from importer.sending.workers import RowTask, Workers
+from importer.sending.workers import Workers
 
-REORDER_LIMIT = 20_000
 GC_EVERY = 64
 
 
@@ -236,13 +235,13 @@ class _Run:
                                   source=describe(table), dry_run=options.dry_run,
                                   strict=options.strict, mapping=mapping.path)
         self.seq = 0
-        self.settled: list[tuple[int, Outcome]] = []
         self.breaker = Breaker(options.max_rejected, mapping.known_fields)
         self.tripped = False
         self.writer: ResultsWriter
         self.ledger: RunLedger | None = None
         self.digest: Callable[[], str] = lambda: file_digest(options.input)
         self.errors: ErrorsFile
+        self.owned_session: requests.Session | None = None
 
     def run(self, on_start: Callable[[RunStart], None] | None,
             on_progress: Callable[[Progress], None] | None,
@@ -258,23 +257,26 @@ class _Run:
         self.writer = ResultsWriter(self.summary.results, durable=self.target is not None,
                                     on_written=self.errors.written)
         if on_start is not None:
-            summary = self.summary
-            on_start(RunStart(summary.input, summary.results, summary.source, summary.api,
-                              self.table.estimated_rows, tuple(summary.notes)))
-        workers = self._workers(session, journal) if self.target else None
+            self._announce(on_start)
+        sink, client = self._sink(plan, journal, session)
         with Reporter(self._snapshot, on_progress) as reporter:
             try:
-                self._stream(plan, journal, workers)
+                self._stream(sink)
             finally:
-                if workers:
-                    workers.finish(_nothing)
-                reporter.close()
-                if self.ledger:
-                    self.ledger.close()
-                    self.summary.notes += [n for n in (self.ledger.counts.note(),) if n]
-                if journal:
-                    self._close_journal(journal)
-                self._finish()
+                try:
+                    sink.finish()
+                finally:
+                    if client is not None:
+                        client.close()
+                    if self.owned_session is not None:
+                        self.owned_session.close()
+                    reporter.close()
+                    if self.ledger:
+                        self.ledger.close()
+                        self.summary.notes += [n for n in (self.ledger.counts.note(),) if n]
+                    if journal:
+                        self._close_journal(journal)
+                    self._finish()
         return self.summary
 
     def _open_errors(self) -> ErrorsFile:
@@ -287,14 +289,25 @@ class _Run:
             encoding=options.encoding or self.mapping.encoding,
             delimiter=options.delimiter or self.mapping.delimiter)
 
+    def _announce(self, on_start: Callable[[RunStart], None]) -> None:
+        """Tell the caller what is about to happen; a display that fails (a broken pipe) must
+        not change the outcome of an import, so it is noted and the run goes on."""
+        summary = self.summary
+        try:
+            on_start(RunStart(summary.input, summary.results, summary.source, summary.api,
+                              self.table.estimated_rows, tuple(summary.notes)))
+        except Exception as exc:
+            summary.notes.append(f"the start could not be reported ({type(exc).__name__}: "
+                                 f"{exc}); the run went on")
+
     def _close_journal(self, journal: Journal) -> None:
         try:
             journal.close(complete=not self.stop_reason, breaker=self.tripped)
         except JournalError as exc:
             self._request_stop(exc.strerror or str(exc))
 
-    def _stream(self, plan: Plan, journal: Journal | None, workers: Workers | None) -> None:
-        """Every batch through mapping, validation and routing, until the end or a stop.
+    def _stream(self, sink: Sink) -> None:
+        """Every batch through mapping, validation and the sink, until the end or a stop.
 
         Once rows have been sent, a problem further down the file (a damaged line, a huge
         cell) can no longer be "nothing was sent": it stops the run instead, with its summary.
@@ -302,24 +315,25 @@ class _Run:
         try:
             with _young_garbage_only():
                 for number, batch in enumerate(self.table.batches()):
-                    if workers is None and self.stop.is_set():
+                    if self.stop.is_set() and not sink.reads_to_the_end:
                         self._request_stop("interrupted (Ctrl-C or SIGTERM) before every row "
                                            "was read")
                         return
                     self.errors.hold(self.seq, batch.cells)
                     mapped = self.bound.apply(batch)
                     self.validator.check(mapped)
-                    self._route(mapped, plan, journal, workers)
+                    first, self.seq = self.seq, self.seq + len(mapped.rows)
+                    sink.take(mapped, first, _identities(mapped))
                     if number % GC_EVERY == GC_EVERY - 1:
                         gc.collect(1)
         except ImporterError as exc:
-            if workers is None or not workers.submitted:
+            if not sink.sent_any:
                 raise
             self._request_stop(f"{exc}; the rows above it were sent, the rest were not read")
         except JournalError as exc:
             self._request_stop(exc.strerror or str(exc))
         except LedgerError as exc:
-            if workers is None or not workers.submitted:
+            if not sink.sent_any:
                 raise
             self._request_stop(f"{exc}; rerun with --resume once the ledger works again")
         except OSError as exc:
@@ -349,18 +363,26 @@ class _Run:
             "endpoint": self.target.identity,
         }
 
-    def _workers(self, session: requests.Session | None, journal: Journal | None) -> Workers:
-        assert self.target is not None and journal is not None
+    def _sink(self, plan: Plan, journal: Journal | None, session: requests.Session | None
+              ) -> tuple[Sink, RecordsClient | None]:
+        """A dry run's sink, or the workers (and the client, to close at the end) of a real
+        run."""
+        if self.target is None or journal is None:
+            return DryRunSink(self.writer, self.options.preview, self.summary.previews), None
         concurrency = max(1, self.options.concurrency)
-        session = session or build_session(self.target.base_url, concurrency)
+        if session is None:
+            session = build_session(self.target.base_url, concurrency)
+            self.owned_session = session
         client = RecordsClient(self.target, session, self.options.timeouts)
         if isinstance(self.stop, Stop):
             self.stop.on_force(client.deadlines.expire_all)
         throttle = Throttle(self.options.rate_limit)
         delivery = Delivery(client, RetryPolicy(self.options.max_retries), throttle, self.stop)
-        sink = Watched(self.writer, self.breaker, self._trip)
-        return Workers(delivery, journal, sink, concurrency, self.stop,
-                       on_stop=self._request_stop, on_settled=self._settled)
+        watched = Watched(self.writer, self.breaker, self._trip)
+        workers = Workers(delivery, journal, watched, concurrency, self.stop,
+                          on_stop=self._request_stop, on_settled=self._settled)
+        return SendingSink(plan, journal, workers, self.writer, self.stop, self._request_stop,
+                           self.ledger), client
 
     def _settled(self, fields: dict[str, str], outcome: Outcome) -> None:
         """After the journal has a sent row's outcome: the ledger records 201s and 409s."""
@@ -376,102 +398,6 @@ class _Run:
         if not self.stop_reason:
             self.stop_reason = reason
         self.stop.set()
-
-    def _route(self, mapped: MappedBatch, plan: Plan, journal: Journal | None,
-               workers: Workers | None) -> None:
-        """Decide each row's fate: settled here, or handed to the workers to send."""
-        first, self.seq = self.seq, self.seq + len(mapped.rows)
-        identities = _identities(mapped)
-        if workers is None:
-            self.writer.add_many(self._dry_run(mapped, identities), first)
-            return
-        fields, earlier = self._ledger_check(mapped)
-        for index, (row, identity) in enumerate(zip(mapped.rows, identities, strict=True)):
-            problem = mapped.problems.get(index)
-            if problem is not None and problem.code != Code.DUPLICATE_IN_FILE:
-                outcome: Outcome | None = Outcome.from_problem(row, problem, identity)
-            else:
-                outcome = self._send_or_settle(
-                    first + index, row, fields.get(index) or mapped.fields(index), identity,
-                    plan, journal, workers, problem, earlier.get(index))
-            if outcome is not None:
-                self.settled.append((first + index, outcome))
-        self._write_settled()
-        self.writer.wait_for_room(REORDER_LIMIT, self.stop)
-
-    def _write_settled(self) -> None:
-        """Hand the rows settled here to the writer before the reader may wait to send a row,
-        so they reach the results (and the counts) while the API is still working."""
-        if self.settled:
-            self.writer.add(self.settled)
-            self.settled = []
-
-    def _ledger_check(self, mapped: MappedBatch) -> tuple[dict[int, dict[str, str]],
-                                                          dict[int, Outcome]]:
-        """The fields of the batch's sendable rows, and the outcomes the ledger already holds
-        for them: one lookup per read batch."""
-        if self.ledger is None:
-            return {}, {}
-        problems = mapped.problems
-        indexes = [i for i in range(len(mapped.rows)) if i not in problems]
-        fields = {i: mapped.fields(i) for i in indexes}
-        found = self.ledger.check([mapped.rows[i] for i in indexes], [fields[i] for i in indexes])
-        return fields, {i: o for i, o in zip(indexes, found, strict=True) if o is not None}
-
-    def _dry_run(self, mapped: MappedBatch, identities: list[tuple[str, ...]]) -> list[Outcome]:
-        """Every row of the batch settled without sending: ready, or its problem."""
-        problems = mapped.problems
-        for index, row in enumerate(mapped.rows):
-            if len(self.summary.previews) >= self.options.preview:
-                break
-            if index not in problems:
-                self.summary.previews.append({"row": row, "body": {"fields": mapped.fields(index)}})
-        return [Outcome.ready(row, identity) if index not in problems
-                else Outcome.from_problem(row, problems[index], identity)
-                for index, (row, identity) in enumerate(zip(mapped.rows, identities,
-                                                            strict=True))]
-
-    def _send_or_settle(self, seq: int, row: int, fields: dict[str, str],
-                        identity: tuple[str, ...], plan: Plan, journal: Journal | None,
-                        workers: Workers, problem: RowProblem | None,
-                        earlier: Outcome | None = None) -> Outcome | None:
-        """Queue the row for sending, or return its outcome when it must not be sent.
-
-        A repeat of an earlier row (``problem``) is sent only if that row came to nothing. The
-        journal of these results decides first; then the ledger (``earlier``). Outcomes the
-        journal settles are handed to the ledger again, in case a crash kept them from it.
-        A row the ledger settles was never sent, so like every unsent row it is not journaled
-        (a resumed run asks the ledger again), and no row can be waiting for it.
-        """
-        keyed = has_dedupe_key(fields)
-        outcome = plan.settled(row, keyed)
-        if outcome is None and earlier is not None and self.ledger:
-            self.ledger.counts.used(earlier)
-            earlier.identity = identity
-            return earlier
-        if outcome is not None and self.ledger:
-            self.ledger.record(fields, outcome, fresh=False)
-        job = RowTask(seq, row, fields, identity, keyed, plan.maybe_sent(row), problem)
-        if outcome is None and problem is not None:
-            decision = workers.followers.follow(problem.earlier, row, job)
-            if decision == "waiting":
-                return None
-            if decision == "duplicate":
-                return Outcome.from_problem(row, problem, identity)
-        if outcome is None and self.stop.is_set():
-            outcome = workers.delivery.stopped(row, keyed, job.maybe_sent)
-        if outcome is None:
-            self._write_settled()
-            workers.submit(job)
-            return None
-        workers.followers.finished(row, outcome.status)
-        outcome = replace(outcome, identity=identity)
-        if journal:
-            try:
-                journal.outcome(outcome)
-            except JournalError as exc:
-                self._request_stop(exc.strerror or str(exc))
-        return outcome
 
     def _snapshot(self, final: bool) -> Progress:
         """Counted from outcomes as they come in, not as they reach the file in order."""
@@ -531,10 +457,6 @@ def _young_garbage_only() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _nothing() -> None:
-    """Progress needs no ticking from the calling thread: the reporter has its own."""
 
 
 def _identities(mapped: MappedBatch) -> list[tuple[str, ...]]:

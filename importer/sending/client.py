@@ -187,6 +187,10 @@ class RecordsClient:
             return Attempt(Kind.AMBIGUOUS, status, "", detail)
         return Attempt(Kind.ANSWERED, status, "", detail, response.headers.get("Retry-After"))
 
+    def close(self) -> None:
+        """Stop watching deadlines; the session belongs to whoever passed it in."""
+        self.deadlines.close()
+
     def _post(self, fields: dict[str, str]) -> requests.Response:
         """Send through the session's adapter with a request prepared once.
 

@@ -48,6 +48,7 @@ class Deadlines:
         self._heap: list[tuple[float, int, Watch]] = []
         self._order = itertools.count()
         self._thread: threading.Thread | None = None
+        self._closed = False
 
     @contextmanager
     def watch(self, seconds: float) -> Iterator[Watch]:
@@ -79,14 +80,26 @@ class Deadlines:
                 if not entry.done:
                     self._expire(entry)
 
+    def close(self) -> None:
+        """End the watching thread (a run is over); a library caller running many imports in
+        one process must not collect one idle thread per run."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
     def _start(self) -> None:
+        if self._closed:
+            return
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="deadlines", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
         with self._cond:
-            while True:
+            while not self._closed:
                 while self._heap and self._heap[0][2].done:
                     heapq.heappop(self._heap)
                 if not self._heap:

@@ -15,7 +15,10 @@ from importer.rows.outcomes import Outcome
 from importer.rows.problems import RowProblem
 from importer.runs.journal import Journal, JournalError
 from importer.sending.delivery import Delivery
-from importer.sending.repeats import Followers
+from importer.sending.repeats import Decision, Repeats
+
+WAIT_STEP = 0.1
+"""Seconds between looks at the stop flag while waiting."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +50,9 @@ class Workers:
 
     A worker never dies with a job in hand: whatever goes wrong, the job's row gets an outcome
     in the results, and a failure that makes the run unsafe (the journal cannot be written)
-    stops the run.
+    stops the run. Every wait (for room in the queue, for the threads to end) watches the stop
+    flag, and every way a row ends goes through ``settle``, which also decides the fate of
+    the repeats that were waiting for it.
     """
 
     def __init__(self, delivery: Delivery, journal: Journal, writer: OutcomeSink,
@@ -61,7 +66,7 @@ class Workers:
         self.on_stop = on_stop
         self.on_settled = on_settled
         self.submitted = 0
-        self.followers = Followers()
+        self.repeats: Repeats[RowTask] = Repeats()
         self.queue: queue.Queue[RowTask | None] = queue.Queue(maxsize=concurrency * 2)
         self.threads = [threading.Thread(target=self._work, name=f"sender-{n}", daemon=True)
                         for n in range(concurrency)]
@@ -70,89 +75,103 @@ class Workers:
 
     def submit(self, job: RowTask) -> None:
         """Queue a job, waiting while the workers are busy (a stop turns it into a skip)."""
+        if job.keyed:
+            self.repeats.sending(job.row)
         while True:
+            if self.stop.is_set():
+                self.settle(job, self._unsent(job))
+                return
             if not any(thread.is_alive() for thread in self.threads):
                 self.on_stop("internal error: every sending thread has ended; please report this")
-            if self.stop.is_set():
-                self._record(job, self._unsent(job))
-                return
+                continue
             try:
-                self.followers.sending(job.row)
-                self.queue.put(job, timeout=0.2)
+                self.queue.put(job, timeout=WAIT_STEP)
                 self.submitted += 1
                 return
             except queue.Full:
                 continue
 
-    def finish(self, tick: Callable[[], None]) -> None:
-        """Let the queued and in-flight rows finish; ``tick`` keeps progress alive meanwhile."""
+    def follow(self, job: RowTask) -> Outcome | None:
+        """A repeat of an earlier row's key: its outcome now (a duplicate), or None when it
+        waits for the key's carrier or is sent in its place."""
+        problem = job.repeats
+        assert problem is not None and problem.field is not None
+        decision, carrier = self.repeats.follow(job.row, (problem.earlier, problem.field), job)
+        if decision is Decision.DUPLICATE:
+            return _duplicate_of(job, carrier)
+        if decision is Decision.SEND:
+            self.submit(job)
+        return None
+
+    def settle(self, job: RowTask, outcome: Outcome, *, write: bool = True) -> None:
+        """The one way a row ends: record it (unless the caller writes it, ``write=False``),
+        then settle the repeats that waited for it, sending the next carrier from this thread
+        (so a worker never waits on the queue it drains)."""
+        pending = [(job, outcome, write)]
+        while pending:
+            current, result, record = pending.pop()
+            if record:
+                result = self._record(current, result)
+            actions = self.repeats.settle(current.row, result.status, keyed=current.keyed,
+                                          stopping=self.stop.is_set())
+            for follower, decision, carrier in reversed(actions):
+                if decision is Decision.DUPLICATE:
+                    pending.append((follower, _duplicate_of(follower, carrier), True))
+                else:
+                    pending.append((follower, self._deliver(follower), True))
+
+    def finish(self) -> None:
+        """Let the queued and in-flight rows finish (each bounded by its deadline); rows still
+        queued after a stop are settled as not sent."""
         ends = len(self.threads)
         while ends and any(t.is_alive() for t in self.threads):
             try:
-                self.queue.put(None, timeout=0.2)
+                self.queue.put(None, timeout=WAIT_STEP)
                 ends -= 1
             except queue.Full:
-                tick()
+                self._drain_if_stopped()
         for thread in self.threads:
             while thread.is_alive():
-                thread.join(0.2)
-                tick()
-        while not self.queue.empty():
-            job = self.queue.get_nowait()
-            if job is not None:
-                self._record(job, self._unsent(job))
+                thread.join(WAIT_STEP)
+        self._drain_if_stopped(force=True)
+
+    def _drain_if_stopped(self, force: bool = False) -> None:
+        """After a stop, rows still in the queue are settled as skipped here, so the threads
+        reach their end markers at once instead of working through the queue."""
+        if not (force or self.stop.is_set()):
+            return
+        while True:
+            try:
+                job = self.queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is None:
+                self.queue.put(None)
+                return
+            self.settle(job, self._unsent(job))
 
     def _work(self) -> None:
         while (job := self.queue.get()) is not None:
-            self._handle(job)
-
-    def _handle(self, job: RowTask) -> None:
-        """Deliver one job, then settle or send the rows that were waiting for it.
-
-        If it succeeded, its followers are duplicates of it; if not, the first follower is sent
-        in its place (from this thread, so the queue never waits on itself) and the others wait
-        for that one.
-        """
-        pending = [job]
-        while pending:
-            current = pending.pop()
-            outcome = self._deliver(current)
-            succeeded, waiting = self.followers.finished(current.row, outcome.status)
-            if not waiting:
-                continue
-            if not succeeded:
-                first, *rest = sorted(waiting, key=lambda j: j.row)
-                self.followers.promote(first, rest)
-                pending.append(first)
-                continue
-            for follower in waiting:
-                self._record(follower, self._duplicate_of(follower, current.row))
-
-    @staticmethod
-    def _duplicate_of(follower: RowTask, leader: int) -> Outcome:
-        problem = follower.repeats
-        assert problem is not None
-        repeat = problem.code.problem(problem.field, leader, key=problem.field, first=leader)
-        return Outcome.from_problem(follower.row, repeat, ())
+            self.settle(job, self._deliver(job), write=True)
 
     def _deliver(self, job: RowTask) -> Outcome:
-        """The job's outcome, recorded; nothing that goes wrong escapes this thread."""
+        """The job's outcome; nothing that goes wrong escapes this thread."""
         if self.stop.is_set():
-            return self._record(job, self._unsent(job))
+            return self._unsent(job)
         try:
             delivered = self.delivery.deliver(
                 job.row, job.fields, keyed=job.keyed, maybe_sent=job.maybe_sent,
                 on_send=lambda: self.journal.sending(job.row))
         except JournalError as exc:
             self.on_stop(exc.strerror or str(exc))
-            return self._record(job, self._unsent(replace(job, maybe_sent=True)))
+            return self._unsent(job)
         except Exception as exc:
             self.on_stop(f"internal error while sending row {job.row} ({type(exc).__name__}: "
                          f"{exc}); please report this")
-            return self._record(job, self._unsent(replace(job, maybe_sent=True)))
+            return self._unsent(replace(job, maybe_sent=True))
         if delivered.stop_reason:
             self.on_stop(delivered.stop_reason)
-        return self._record(job, delivered.outcome)
+        return delivered.outcome
 
     def _unsent(self, job: RowTask) -> Outcome:
         return self.delivery.stopped(job.row, job.keyed, job.maybe_sent)
@@ -174,3 +193,9 @@ class Workers:
             self.on_stop(f"cannot write the results {self.writer.path} ({exc})")
         return outcome
 
+
+def _duplicate_of(follower: RowTask, carrier: int) -> Outcome:
+    problem = follower.repeats
+    assert problem is not None
+    repeat = problem.code.problem(problem.field, carrier, key=problem.field, first=carrier)
+    return Outcome.from_problem(follower.row, repeat, follower.identity)
