@@ -27,6 +27,8 @@ class Behaviour:
     body: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     mode: str = "normal"
+    delay: float = 0.0
+    """Seconds to wait before answering (latency)."""
     """normal, cut (body shorter than its Content-Length), drop (no answer at all), trickle
     (one byte every 0.3 s), oversize (a 70 KB body), garbled (invalid JSON)."""
 
@@ -69,6 +71,8 @@ def _handler(api: RawApi) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             fields = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["fields"]
             behaviour = api.answer(fields)
+            if behaviour.delay:
+                time.sleep(behaviour.delay)
             status, body = behaviour.status, behaviour.body
             if behaviour.store:
                 created, record_id = api.stored(fields)
@@ -115,11 +119,16 @@ def _handler(api: RawApi) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client that hung up (a deadline, a stop) is part of the tests, not an error."""
+
+
 @contextmanager
 def raw_api(answer: Callable[[dict[str, str]], Behaviour]) -> Iterator[tuple[RawApi, str]]:
     """The API and its base URL; shut down on leaving."""
     api = RawApi(answer)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
+    server = _QuietServer(("127.0.0.1", 0), _handler(api))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
