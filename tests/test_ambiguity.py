@@ -84,6 +84,8 @@ def test_a_keyless_409_is_never_final_even_when_it_says_duplicate(cli, files) ->
     ("", True), ("duplicate", True), ("email already exists", True),
     ("conflict: a concurrent request holds the lock, retry", False),
     ("resource is busy, try again", False), ("Conflict", True),
+    ("the lock on email is held by another request, retry", False),
+    ("email: has already been taken", True), ("duplicate key value violates unique", True),
 ])
 def test_409_bodies(message: str, duplicate: bool) -> None:
     assert is_duplicate_answer(Attempt(Kind.ANSWERED, 409, "", message)) is duplicate
@@ -245,3 +247,37 @@ def test_a_complete_2xx_without_an_id_still_stops_the_run(cli, files) -> None:
         code, rows = run(cli, files, url)
     assert code == 3
     assert {r["status"] for r in rows.values()} <= {"failed", "skipped"}
+
+
+# Misbehaviour nobody scripted in the issue: each must stay on the safe side.
+
+def test_a_201_with_a_null_id_stops_the_run_and_the_row_stays_unknown(cli, files) -> None:
+    with raw_api(once("Ada", Behaviour(body={"id": None}))) as (api, url):
+        code, rows = run(cli, files, url, "--concurrency", "1")
+        assert code == 3
+        assert (rows["Ada"]["status"], rows["Ada"]["error_code"]) == ("failed", "outcome-unknown")
+        assert "safe to re-send" in rows["Ada"]["error"]
+        code, rows = run(cli, files, url, "--resume")
+    assert code in (0, 1)
+    assert (rows["Ada"]["status"], rows["Ada"]["error_code"]) == (
+        "duplicate", "created-by-earlier-attempt")
+    assert [r["first_name"] for r in api.records].count("Ada") == 1
+
+
+@pytest.mark.parametrize(("status", "expected"), [
+    (999, ("failed", "outcome-unknown")), (451, ("rejected", "server-rejected")),
+    (422, ("rejected", "server-rejected")), (418, ("rejected", "server-rejected")),
+])
+def test_unusual_statuses_for_a_keyless_row(cli, files, status: int,
+                                            expected: tuple[str, str]) -> None:
+    with raw_api(once("Bob", Behaviour(status=status, store=status >= 500))) as (api, url):
+        _, rows = run(cli, files, url)
+    assert (rows["Bob"]["status"], rows["Bob"]["error_code"]) == expected
+    assert sent(api, "Bob") == 1
+
+
+def test_a_huge_error_body_is_cut_to_a_short_message(cli, files) -> None:
+    body = {"error": "upstream failed " + "x" * 1_000_000}
+    with raw_api(once("Ada", Behaviour(status=500, body=body))) as (api, url):
+        _, rows = run(cli, files, url)
+    assert rows["Ada"]["status"] == "duplicate" and len(api.records) == 3

@@ -117,3 +117,13 @@ def test_a_link_that_appears_after_the_check_is_not_followed(victim, tmp_path) -
     os.close(create_fresh(link))
     assert not link.is_symlink() and untouched(victim)
     assert stat.S_IMODE(link.stat().st_mode) == 0o600
+
+
+def test_our_results_are_recognised_when_the_first_block_ends_mid_character(tmp_path) -> None:
+    from importer.results.files import HEAD_BYTES, first_row
+
+    results = tmp_path / "r.csv"
+    header = "\ufeffrow,status,id,http_status,error,error_code\n"
+    filler = "x" * (HEAD_BYTES - len(header.encode()) - 1)
+    results.write_text(header + filler + "ë\n", encoding="utf-8")
+    assert first_row(results)[:2] == ["row", "status"]

@@ -127,8 +127,8 @@ def first_row(path: Path) -> list[str]:
     try:
         with path.open("rb") as stream:
             head = stream.read(HEAD_BYTES)
-        text = head.decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError):
+        text = head.decode("utf-8-sig", errors="replace")  # the read may end mid-character
+    except OSError:
         return []
     for line in io.StringIO(text, newline=""):
         if line.strip():

@@ -39,8 +39,7 @@ WRONG_ENDPOINT_STATUSES = frozenset({404, 405})
 PAUSE_ALL_FROM = 2.0
 UNREACHABLE_ROWS = 10
 _RETRY_AFTER = Retry(respect_retry_after_header=True)
-_DUPLICATE_WORDS = re.compile(
-    r"duplicat|already|exist|unique|taken|in use|same |email|external_id|website_url", re.I)
+_DUPLICATE_WORDS = re.compile(r"duplicat|already|exist|unique|taken|in use", re.I)
 _NOT_A_DUPLICATE = re.compile(
     r"retry|try again|lock|concurren|in progress|busy|temporar|version|modified|stale", re.I)
 
@@ -48,9 +47,11 @@ _NOT_A_DUPLICATE = re.compile(
 def is_duplicate_answer(attempt: Attempt) -> bool:
     """Whether a 409 says "a record with this key exists" rather than "try again".
 
-    The contract leaves a 409's body open. A body that names an id, a key or the words of a
-    duplicate is one; a body that talks about locks, retries or concurrent changes contradicts
-    it; an empty or unrecognised body is taken as the documented meaning, a duplicate.
+    The contract leaves a 409's body open. A body that gives the existing record's id or uses
+    the words of a duplicate ("duplicate", "already exists", "unique", "taken") is one; a body
+    that talks about locks, retries or concurrent changes contradicts it (even when it names a
+    field: "the lock on email is held, retry"); an empty or unrecognised body is taken as the
+    documented meaning, a duplicate.
     """
     if attempt.record_id or _DUPLICATE_WORDS.search(attempt.message):
         return True
