@@ -44,6 +44,7 @@ from hypothesis.stateful import (
 from requests.structures import CaseInsensitiveDict
 
 from importer import RunOptions, run_import
+from importer.runs.journal import load_prior
 from importer.sending.deadlines import _attach
 from importer.sending.delivery import RetryPolicy
 from tests.conftest import TOKEN, read_results
@@ -241,6 +242,8 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.crashed = False
         self.rows = 0
         self.runs = 0
+        self.names: list[str] = []
+        self.log: list[str] = []
 
     @initialize(rows=ROWS)
     def export(self, rows: list[tuple[int | None, bool]]) -> None:
@@ -250,6 +253,7 @@ class DeliveryMachine(RuleBasedStateMachine):
             lines.append(f"{name},{'' if email is None else f'e{email}@x.io'}")
             (self.keyless if email is None else self.keyed).add(name)
         self.rows = len(rows)
+        self.names = [line.split(",")[0] for line in lines[1:]]
         (self.folder / "in.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
         (self.folder / "m.yaml").write_text(
             "version: 1\nfields:\n  first_name: Name\n  email: Email\n", encoding="utf-8")
@@ -263,10 +267,16 @@ class DeliveryMachine(RuleBasedStateMachine):
                              retry_unknown=retry_unknown, no_ledger=True,
                              ledger=str(self.folder / "ledger.sqlite3"))
         if retry_unknown:
-            self.risked |= self.api.forbidden
+            self.risked |= self.api.forbidden | self._unknown_in_journal()
             self.api.forbidden = set()
+        self.log.append(f"run resume={resume} retry_unknown={retry_unknown} "
+                        f"concurrency={concurrency} faults={self.api.faults} "
+                        f"crash_at={self.api.crash_at} stores={self.api.crash_stores} "
+                        f"sent_before={len(self.api.sent)}")
         run_import(options, session=session, environ={"ROUTERA_API_TOKEN": TOKEN})
         self.runs += 1
+        outcomes = [(r["first_name"], r["status"], r["error_code"]) for r in self._results()]
+        self.log.append(f"  -> {outcomes}")
         self.crashed = self.api.dead
         if self.api.dead:
             self.api.restore()
@@ -274,6 +284,12 @@ class DeliveryMachine(RuleBasedStateMachine):
         self.api.crash_at = None
         self.api.faults = []
         self._learn_unknown_rows()
+
+    def _unknown_in_journal(self) -> set[str]:
+        """Rows the journal holds as "may have been created": --retry-unknown may send these
+        again, and so may create them twice (the user's explicit choice)."""
+        prior = load_prior(self.folder / "r.csv.journal")
+        return set() if prior is None else {self.names[row - 2] for row in prior.unknown}
 
     def _learn_unknown_rows(self) -> None:
         for row in self._results():
@@ -302,7 +318,8 @@ class DeliveryMachine(RuleBasedStateMachine):
             return
         assert self.api.violations == []
         tokens = Counter(r["first_name"] for r in self.api.records.values())
-        assert [t for t, c in tokens.items() if c > 1 and t not in self.risked] == []
+        twice = [t for t, c in tokens.items() if c > 1 and t not in self.risked]
+        assert twice == [], (twice, self.log, self.api.sent)
         rows = self._results()
         numbers = [int(r["row"]) for r in rows]
         assert numbers == sorted(set(numbers)), "every row at most once, in order"
