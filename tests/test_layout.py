@@ -100,7 +100,8 @@ def test_a_salesforce_footer_block_goes_whole_with_the_organisation_name(tmp_pat
     ("Page 1", True),
     ("Please do not forward this file", True),
     ("Cher", False), ("Madonna", False), ("Jean-Claude Van Damme", False),
-    ("Maria de la Cruz", False), ("O'Brien, Pat", False), ("c@x.io", False), ("Zoë", False),
+    ("Maria de la Cruz", False), ("Ann Wrights", False), ("Reports Monthly", True),
+    ("O'Brien, Pat", False), ("c@x.io", False), ("Zoë", False),
 ])
 def test_a_notice_reads_like_a_sentence_a_name_does_not(line: str, notice: bool) -> None:
     assert looks_like_notice(line) is notice
