@@ -98,12 +98,12 @@ def test_created_is_remembered_through_a_409_and_a_mapping_that_drops_the_key(
         assert run(cli, tmp_path, url).code == 0
         second = read_results(tmp_path / "r.csv")[0]
         assert run(cli, tmp_path, url).code == 0
-        assert read_results(tmp_path / "r.csv")[0]["error_code"] == "already-exists"
+        assert read_results(tmp_path / "r.csv")[0]["error_code"] == "created-by-earlier-run"
         assert run(cli, tmp_path, url, mapping="keyless.yaml").code == 0
         third = read_results(tmp_path / "r.csv")[0]
         assert run(cli, tmp_path, url, mapping="keyless.yaml").code == 0
         fourth = read_results(tmp_path / "r.csv")[0]
-    assert sent_names(api) == ["P2", "P2"]
+    assert sent_names(api) == ["P2"]
     assert (third["status"], third["error_code"], third["id"]) == (
         "duplicate", "created-by-earlier-run", second["id"])
     assert fourth == third

@@ -383,8 +383,32 @@ def test_a_rerun_with_an_edited_mapping_still_recognises_keyless_rows(cli, sandb
     assert len(sandbox.store.records()) == 10
     rows = read_results(tmp_path / "r.csv")
     assert {(r["status"], r["error_code"]) for r in rows} == {
-        ("duplicate", "already-exists"), ("duplicate", "created-by-earlier-run")}
+        ("duplicate", "created-by-earlier-run")}
     path.write_text(path.read_text(encoding="utf-8") + ",Late,,,\n", encoding="utf-8")
     new = cli(*base)
     assert "starting fresh (the earlier journal is kept as r.csv.journal.previous)" in new.out
     assert (tmp_path / "r.csv.journal.previous").exists()
+
+
+@pytest.mark.parametrize("ledger", [False, True])
+def test_a_rerun_whose_mapping_gained_the_email_does_not_send_created_rows_again(
+        cli, sandbox, tmp_path: Path, ledger: bool) -> None:
+    """F4: run 1 leaves the Email column out, so its records have no email; run 2 maps it.
+    The rows now have a key, but the API cannot recognise a repeat (the stored records lack
+    it): the journal's "created (id)" must win, or every row is stored twice."""
+    path = tmp_path / "export.csv"
+    path.write_text("First Name,Email\nAnn,ann@example.com\nBob,bob@example.com\n"
+                    "Cy,cy@example.com\n", encoding="utf-8")
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("version: 1\nfields:\n  first_name: First Name\n", encoding="utf-8")
+    base = ("run", path, "--mapping", mapping, "--api-url", sandbox.url,
+            "--results", tmp_path / "r.csv", *(() if ledger else ("--no-ledger",)))
+    assert cli(*base).code == 0
+    first = {r["row"]: r["id"] for r in read_results(tmp_path / "r.csv")}
+    mapping.write_text(mapping.read_text() + "  email: Email\n", encoding="utf-8")
+    assert cli(*base).code == 0
+    assert len(sandbox.store.records()) == 3
+    rows = read_results(tmp_path / "r.csv")
+    assert [(r["status"], r["error_code"]) for r in rows] == [
+        ("duplicate", "created-by-earlier-run")] * 3
+    assert {r["row"]: r["id"] for r in rows} == first

@@ -6,11 +6,13 @@ the same results file established. When the input, mapping and endpoint are unch
 numbers still name the same records, and:
 
 - with ``--resume``, final outcomes (created, duplicate, invalid, rejected) are kept, not sent;
-- in any run, a row without a key the API deduplicates on (email, external_id, website_url) is
-  never sent twice: if any earlier run created it, it is reported as a duplicate of that
-  record; if any earlier run may have created it without an answer saying so, it stays
-  ``outcome-unknown`` unless ``--retry-unknown`` is given;
-- rows with such a key are sent again when not kept: a repeat is answered with 409.
+- in any run, a row any earlier run created is reported as a duplicate of that record and
+  not sent, whether or not it has a key the API deduplicates on (email, external_id,
+  website_url) now: the mapping may have gained the key since, and the record created then
+  lacks it, so the API could not recognise a repeat;
+- a row without such a key that any earlier run may have created without an answer saying so
+  stays ``outcome-unknown`` unless ``--retry-unknown`` is given;
+- other rows with such a key are sent again when not kept: a repeat is answered with 409.
 """
 
 from dataclasses import dataclass, field
@@ -60,12 +62,12 @@ class Plan:
         if self.keep_final and earlier is not None and earlier.status in FINAL and not (
                 self.resend_rejected and earlier.status in RETHOUGHT):
             return earlier
-        if keyed:
-            return None
         created = self.facts.created.get(row)
         if created is not None:
             return Outcome.problem(row, Code.CREATED_BY_EARLIER_RUN, record_id=created,
                                    record=created)
+        if keyed:
+            return None
         if self.maybe_sent(row) and not self.retry_unknown:
             return Outcome.problem(row, Code.OUTCOME_UNKNOWN, reason=(
                 "an earlier run sent this row but recorded no answer; check the CRM, then use "
