@@ -117,7 +117,8 @@ class Code(StrEnum):
         "check it once")
     CREATED_BY_EARLIER_RUN = (
         "created-by-earlier-run", Status.DUPLICATE, "Created by an earlier run",
-        "an earlier run into these results created this row (it has no key the API can check)",
+        "an earlier run into these results created this row (the journal knows it; not sent, "
+        "key or not)",
         "nothing",
         "created by an earlier run of this import (id {record}); not sent again")
     IMPORTED_EARLIER = (
