@@ -281,3 +281,31 @@ def test_a_huge_error_body_is_cut_to_a_short_message(cli, files) -> None:
     with raw_api(once("Ada", Behaviour(status=500, body=body))) as (api, url):
         _, rows = run(cli, files, url)
     assert rows["Ada"]["status"] == "duplicate" and len(api.records) == 3
+
+
+
+@pytest.mark.parametrize("name", ["Ada", "Bob"])
+@pytest.mark.parametrize("status", [300, 301, 302, 303, 307, 308])
+def test_a_redirect_after_storing_stops_the_run_and_resume_creates_nothing_twice(
+        cli, files, status: int, name: str) -> None:
+    """F2: the server stores the row, then answers a redirect. The run stops (the URL looks
+    wrong) with one line, but the row may exist: keyless Bob is not re-sent by --resume,
+    keyed Ada is and the 409 settles her."""
+    redirect = Behaviour(status=status, body={"see": "/contacts/new"},
+                         headers={"Location": "/contacts/new"})
+    with raw_api(once(name, redirect)) as (api, url):
+        code, rows = run(cli, files, url, "--concurrency", "1")
+        assert code == 3
+        assert (rows[name]["status"], rows[name]["error_code"]) == ("failed", "outcome-unknown")
+        journal = (files[0].with_name("r.csv.journal")).read_text(encoding="utf-8")
+        assert '"error_code":"outcome-unknown"' in journal
+        code, rows = run(cli, files, url, "--resume", "--concurrency", "1")
+    if name == "Bob":
+        assert code == 1
+        assert (rows[name]["status"], rows[name]["error_code"]) == ("failed", "outcome-unknown")
+    else:
+        assert code == 0
+        assert (rows[name]["status"], rows[name]["error_code"]) == (
+            "duplicate", "created-by-earlier-attempt")
+    assert len(api.records) == 3 and sent(api, "Bob") == 1
+    assert sent(api, name) == (1 if name == "Bob" else 2)

@@ -139,7 +139,6 @@ def test_a_keyless_row_is_retried_after_refusals_408_429_503() -> None:
 @pytest.mark.parametrize(("attempt", "reason"), [
     (answered(200, record_id="-"), "the API answered HTTP 200 without a record id"),
     (answered(404), "the API has no such endpoint (HTTP 404)"),
-    (answered(302), "HTTP 302 message"),
 ])
 def test_an_answer_from_something_else_stops_the_run(attempt: Attempt, reason: str) -> None:
     if attempt.record_id == "-":
@@ -147,6 +146,17 @@ def test_an_answer_from_something_else_stops_the_run(attempt: Attempt, reason: s
     delivered = deliver(Scripted(attempt))
     assert delivered.stop_reason.startswith(reason)
     assert delivered.outcome.status == Status.FAILED
+
+
+@pytest.mark.parametrize("status", [300, 301, 302, 303, 307, 308])
+def test_a_redirect_stops_the_run_but_the_row_may_exist(status: int) -> None:
+    """A server may store the record and then redirect: not a refusal (F2)."""
+    keyless = deliver(Scripted(answered(status)), keyed=False)
+    assert keyless.stop_reason.startswith(f"HTTP {status} message")
+    assert (keyless.outcome.status, keyless.outcome.code) == (Status.FAILED,
+                                                              Code.OUTCOME_UNKNOWN)
+    keyed = deliver(Scripted(answered(status)), keyed=True).outcome
+    assert keyed.code == Code.OUTCOME_UNKNOWN and "safe to re-send" in keyed.error
 
 
 def test_rows_that_cannot_connect_stop_the_run_after_a_while() -> None:

@@ -168,7 +168,8 @@ class Code(StrEnum):
         "{reason}")
     WRONG_ENDPOINT = (
         "wrong-endpoint", Status.FAILED, "Wrong endpoint",
-        "404, 405 or a redirect: the URL is not the contacts API; the run stopped",
+        "404 or 405: the URL is not the contacts API; the run stopped (after a redirect the "
+        "row is `outcome-unknown`)",
         "fix `--api-url` (or the mapping's `object`), then `--resume`",
         "{reason}")
     NOT_SENT = (

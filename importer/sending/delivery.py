@@ -8,7 +8,8 @@ server, every failure is **ambiguous** unless the answer proves that nothing was
   and of course a connection that was never made;
 - everything else is ambiguous: 500, 502, 504 and every other 5xx (a 524 from a CDN), a TLS
   error after connecting, a 2xx whose body was cut, late or too large, a dropped connection, a
-  read timeout, the overall deadline.
+  read timeout, the overall deadline, and a redirect (3xx: a server may store the record and
+  answer 303; the run stops all the same, since the URL looks wrong).
 
 After a refusal any row is retried. After an ambiguous failure a row with a key the API
 deduplicates on (email, external_id, website_url) is re-sent, and the 409 that follows settles
@@ -166,7 +167,9 @@ class Delivery:
             return self._conflict(row, attempt, keyed, maybe_sent)
         if status in AUTH_STATUSES:
             return _stopping(row, Code.AUTH_FAILED, attempt, keyed, maybe_sent)
-        if status in WRONG_ENDPOINT_STATUSES or 300 <= status < 400:
+        if 300 <= status < 400:
+            return _redirected(row, attempt, keyed)
+        if status in WRONG_ENDPOINT_STATUSES:
             return _stopping(row, Code.WRONG_ENDPOINT, attempt, keyed, maybe_sent)
         if status in REFUSAL_STATUSES:
             if status == 429:
@@ -271,6 +274,15 @@ def _stopping(row: int, code: Code, attempt: Attempt, keyed: bool,
         return Delivered(_unknown_outcome(row, attempt.status, reason, keyed), stop_reason=reason)
     return Delivered(Outcome.problem(row, code, http_status=attempt.status, reason=reason),
                      stop_reason=reason)
+
+
+def _redirected(row: int, attempt: Attempt, keyed: bool) -> Delivered:
+    """A redirect after a POST stops the run (the URL looks wrong), but it does not prove
+    that nothing was stored: a server may store the record and answer 303 "see the new
+    record there". So the row may exist, like after any ambiguous answer: ``outcome-unknown``
+    (a keyed row is re-sent by ``--resume`` and a 409 settles it; a keyless one is not)."""
+    reason = _stop_reason(attempt)
+    return Delivered(_unknown_outcome(row, attempt.status, reason, keyed), stop_reason=reason)
 
 
 def _stop_reason(attempt: Attempt) -> str:
