@@ -24,12 +24,13 @@ from importer import __version__, _entry
 from importer.errors import ConfigError, ImporterError
 from importer.ledger import LEDGER_ENV, LedgerStore, Selection, default_location, open_store
 from importer.ledger.admin import Chosen, choose, export_csv, view
+from importer.ledger.store import EXPORT_COLUMNS
 from importer.mapping.check import check_mapping
 from importer.mapping.draft import init_mapping
 from importer.progress import ProgressDisplay
 from importer.readers import ReadOptions
 from importer.readers.text import DELIMITERS
-from importer.results.files import written_whole
+from importer.results.files import first_row, refuse_stranger, written_whole
 from importer.runs.exits import ExitCode, epilog
 from importer.runs.runner import RunOptions, run_import
 from importer.runs.stopping import Stop
@@ -45,6 +46,7 @@ EXIT_OK, EXIT_ROWS, EXIT_USAGE, EXIT_ABORTED = ExitCode.OK, ExitCode.ROWS, ExitC
     ExitCode.STOPPED
 DELIMITER_WORDS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|", "\\t": "\t"}
 EPILOG = epilog()
+SUMMARY_BYTES = 1 << 20
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,8 +95,8 @@ def _run_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]")
                      help="results file: .csv, .xlsx or .jsonl (default: <input stem>.results.csv "
                      "in the current folder)")
     run.add_argument("--overwrite", action="store_true",
-                     help="replace an existing --results file even though routera-import did not "
-                     "write it (symbolic links are refused all the same)")
+                     help="replace an existing --results or --summary-json file even though "
+                     "routera-import did not write it (symbolic links are refused all the same)")
     run.add_argument("--errors", type=Path, metavar="PATH",
                      help="file of the rows to fix and import again: .csv or .xlsx (default: "
                      "next to the results, <stem>.errors.csv, or .xlsx for a workbook input); "
@@ -252,6 +254,8 @@ def _ledger_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser
     export.set_defaults(command=_ledger_export)
     export.add_argument("--output", type=Path, metavar="PATH",
                         help="CSV file to write (default: standard output)")
+    export.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --output file that is not a ledger export")
     forget = actions.add_parser(
         "forget", help="forget entries, so their rows are sent again (after deleting records in "
         "the CRM)")
@@ -325,6 +329,8 @@ def _ledger_export(args: argparse.Namespace) -> int:
         if args.output is None:
             export_csv(store, chosen, selection, sys.stdout)
             return EXIT_OK
+        refuse_stranger(args.output, "--output", "ledger export", _is_ledger_export,
+                        args.overwrite)
         with args.output.open("w", encoding="utf-8-sig", newline="") as out:
             written = export_csv(store, chosen, selection, out)
     finally:
@@ -380,6 +386,9 @@ def _run(args: argparse.Namespace) -> int:
         no_ledger=args.no_ledger, errors=args.errors, skip_hidden_rows=args.skip_hidden_rows,
         max_rejected=args.max_rejected,
     )
+    if args.summary_json:
+        refuse_stranger(args.summary_json, "--summary-json", "summary", _is_summary,
+                        args.overwrite)
     stop = Stop()
     display = ProgressDisplay(cast(TextIO, _Forgiving(sys.stderr)), quiet=args.quiet)
     with _stop_on_signals(stop):
@@ -424,6 +433,20 @@ def _check(args: argparse.Namespace) -> int:
 def _read_options(args: argparse.Namespace) -> ReadOptions:
     return ReadOptions(sheet=args.sheet, header_row=args.header_row, encoding=args.encoding,
                        delimiter=args.delimiter, skip_hidden_rows=args.skip_hidden_rows)
+
+
+def _is_summary(path: Path) -> bool:
+    """A summary this tool wrote: one JSON object that carries an ``exit_code``."""
+    try:
+        with path.open("rb") as stream:
+            data = json.loads(stream.read(SUMMARY_BYTES))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "exit_code" in data
+
+
+def _is_ledger_export(path: Path) -> bool:
+    return first_row(path) == list(EXPORT_COLUMNS)
 
 
 def _write_json(path: Path, data: Mapping[str, object]) -> bool:

@@ -127,3 +127,24 @@ def test_our_results_are_recognised_when_the_first_block_ends_mid_character(tmp_
     filler = "x" * (HEAD_BYTES - len(header.encode()) - 1)
     results.write_text(header + filler + "ë\n", encoding="utf-8")
     assert first_row(results)[:2] == ["row", "status"]
+
+
+def test_summary_json_never_replaces_a_file_we_did_not_write(cli, files, tmp_path) -> None:
+    """R3-3: ``--summary-json export.csv`` used to replace the export itself with JSON."""
+    export, mapping = files
+    refused = cli("run", export, "--mapping", mapping, "--dry-run", "--summary-json", export)
+    assert refused.code == 2
+    assert refused.err == (f"routera-import: error: --summary-json {export}: already exists and "
+                           "is not a routera-import summary file; choose another path, or pass "
+                           "--overwrite to replace it\n")
+    assert export.read_text(encoding="utf-8") == EXPORT
+    assert not (tmp_path / "export.results.csv").exists()
+    summary = tmp_path / "s.json"
+    for _ in range(2):  # our own summary is replaced night after night
+        assert cli("run", export, "--mapping", mapping, "--dry-run", "--summary-json",
+                   summary).code == 0
+    other = tmp_path / "other.json"
+    other.write_text('{"name": "not ours"}')
+    assert cli("run", export, "--mapping", mapping, "--dry-run", "--summary-json", other,
+               "--overwrite").code == 0
+    assert '"exit_code": 0' in other.read_text(encoding="utf-8")

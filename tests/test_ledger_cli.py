@@ -92,3 +92,18 @@ def test_unknown_destinations_and_a_missing_token_are_one_line(cli, sandbox, imp
     monkeypatch.delenv("ROUTERA_API_TOKEN")
     missing = cli("ledger", "show", "--api-url", sandbox.url)
     assert missing.code == 2 and "ROUTERA_API_TOKEN is not set" in missing.err
+
+
+def test_export_never_replaces_a_file_it_did_not_write(cli, sandbox, imported: Path,
+                                                       tmp_path: Path) -> None:
+    """R3-3: ``ledger export --output`` used to replace any file, the export being imported too."""
+    victim = tmp_path / "contacts.csv"
+    victim.write_text("First Name,Email\nAda,ada@example.com\n", encoding="utf-8")
+    refused = ledger(cli, sandbox, "export", "--output", victim)
+    assert refused.code == 2
+    assert "is not a routera-import ledger export file" in refused.err
+    assert victim.read_text(encoding="utf-8") == "First Name,Email\nAda,ada@example.com\n"
+    out = tmp_path / "ledger.csv"
+    assert ledger(cli, sandbox, "export", "--output", out).code == 0
+    assert ledger(cli, sandbox, "export", "--output", out).code == 0
+    assert ledger(cli, sandbox, "export", "--output", victim, "--overwrite").code == 0
