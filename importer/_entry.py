@@ -36,9 +36,25 @@ def main() -> int:
     from importer.cli import main as cli_main
     from importer.runs.exits import ExitCode
 
-    if received:
-        name = signal.Signals(received[0]).name
-        print(f"routera-import: stopped by {name} while starting; nothing was read or sent",
-              file=sys.stderr, flush=True)
-        return int(ExitCode.STOPPED)
-    return cli_main()
+    try:
+        if received:
+            name = signal.Signals(received[0]).name
+            print(f"routera-import: stopped by {name} while starting; nothing was read or sent",
+                  file=sys.stderr, flush=True)
+            return int(ExitCode.STOPPED)
+        return cli_main()
+    finally:
+        _ignore_from_now()
+
+
+def _ignore_from_now() -> None:
+    """The exit code is decided: ignore the stop signals until the process is gone.
+
+    Interpreter shutdown puts Python-level handlers back to the default, so a second Ctrl-C in
+    that last moment killed the process (status -2) after the summary had announced exit 3. An
+    ignored signal stays ignored through shutdown."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in _SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)

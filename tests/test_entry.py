@@ -35,3 +35,15 @@ def test_after_install_a_late_signal_cannot_raise() -> None:
     done = _run(code, Path.cwd())
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"still here [{int(signal.SIGINT)}]"
+
+
+def test_once_the_exit_code_is_decided_stop_signals_are_ignored_through_shutdown() -> None:
+    """F10a: shutdown restores default handlers, so a late Ctrl-C killed the process (-2)."""
+    code = ("import signal, sys; import importer._entry as entry; "
+            "sys.argv = ['routera-import', '--version']\n"
+            "try:\n    entry.main()\nexcept SystemExit:\n    pass\n"
+            "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN, "
+            "signal.getsignal(signal.SIGTERM) is signal.SIG_IGN)")
+    done = _run(code, Path.cwd())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "True True"
