@@ -412,3 +412,42 @@ def test_a_rerun_whose_mapping_gained_the_email_does_not_send_created_rows_again
     assert [(r["status"], r["error_code"]) for r in rows] == [
         ("duplicate", "created-by-earlier-run")] * 3
     assert {r["row"]: r["id"] for r in rows} == first
+
+
+def _stop_after_start(process: subprocess.Popen, seconds: float, sig: int) -> None:
+    assert process.stderr is not None
+    for line in process.stderr:  # the header comes once the signal handlers are set
+        if "sent to" in line:
+            break
+    time.sleep(seconds)
+    process.send_signal(sig)
+
+
+def test_a_resume_killed_mid_way_leaves_every_earlier_outcome_in_the_results(
+        make_sandbox, export, tmp_path: Path) -> None:
+    """F5: the results file of a resume killed with -9 still holds the earlier run's rows
+    (with their ids); the next resume replaces it whole."""
+    api = make_sandbox(latency=0.05)
+    path, expected = export(150)
+    results = tmp_path / "r.csv"
+    args = ("run", path, "--mapping", tmp_path / "m.yaml", "--api-url", api.url,
+            "--concurrency", "1", "--results", results)
+    first = _importer(*args)
+    _stop_after_start(first, 0.5, signal.SIGTERM)
+    first.communicate(timeout=30)
+    before = results.read_bytes()
+    assert Counter(r["status"] for r in read_results(results))["skipped"] > 50
+    resumed = _importer(*args, "--resume")
+    _stop_after_start(resumed, 1.0, signal.SIGKILL)
+    resumed.communicate(timeout=30)
+    assert results.read_bytes() == before
+    partial = tmp_path / ".r.csv.partial"
+    assert partial.exists() and partial.stat().st_mode & 0o777 == 0o600
+    finished = _importer(*args, "--resume")
+    finished.communicate(timeout=60)
+    assert finished.returncode == 0
+    assert not partial.exists()
+    assert results.stat().st_mode & 0o777 == 0o600
+    counts = check_invariants(results, api, expected)  # a keyed row cut by the kill: 409
+    assert set(counts) <= {("created", ""), ("duplicate", "created-by-earlier-attempt"),
+                           ("failed", "outcome-unknown")}

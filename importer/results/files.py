@@ -88,12 +88,30 @@ def written_whole(path: Path, temporary: Path | None = None) -> Iterator[BinaryI
     (``.<name>.partial`` unless given), flushed to disk, then renamed over ``path``. A reader
     never sees half a file, a failure leaves ``path`` as it was, and a link at either path is
     replaced, never written through."""
-    temporary = temporary or path.with_name(f".{path.name}.partial")
+    temporary = temporary or partial_path(path)
     with open(create_fresh(temporary), "wb") as stream:
         yield stream
         stream.flush()
         os.fsync(stream.fileno())
     os.replace(temporary, path)
+
+
+def sync_folder(path: Path) -> None:
+    """Make a rename or a new file in ``path``'s folder survive a power cut."""
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def partial_path(path: Path) -> Path:
+    """The temporary sibling a file is written into before it replaces ``path``."""
+    return path.with_name(f".{path.name}.partial")
 
 
 class SyncClock:

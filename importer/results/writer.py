@@ -3,7 +3,9 @@
 Rows finish out of order (concurrent requests, retries), so the writer holds finished rows until
 every earlier row is done and then writes them in order: the file is always an ordered prefix of
 the input, readable at any moment. Durability of sent rows comes from the journal; this file is
-rewritten from scratch by every run.
+rewritten from scratch by every run: a fresh run writes it in place, row by row; a resume writes
+a temporary beside it and renames that over it when done, so the earlier outcomes stay in the
+file until the new one holds them all (a ``kill -9`` mid-resume leaves the earlier file whole).
 
 CSV and XLSX are opened by people in Excel, so cells are neutralised against formula injection:
 CSV cells starting with ``= + - @``, tab or carriage return get a leading apostrophe (OWASP's
@@ -24,9 +26,12 @@ from typing import Protocol
 from importer.errors import ConfigError, ResumeError
 from importer.results.files import (
     SyncClock,
+    create_fresh,
     first_row,
     is_link_error,
     open_private,
+    partial_path,
+    sync_folder,
     xlsx_first_row,
 )
 from importer.rows.outcomes import IDENTITY_FIELDS, Outcome, Status
@@ -152,16 +157,19 @@ class _Format(Protocol):
 class ResultsWriter:
     """Takes outcomes in any order (from any thread) and writes them in input order."""
 
-    def __init__(self, path: Path, *, durable: bool = True,
+    def __init__(self, path: Path, *, durable: bool = True, staged: bool = False,
                  on_written: Callable[[int, list[Outcome]], None] | None = None) -> None:
         """``durable``: fsync every second (a dry run can simply be run again, so it does not).
+        ``staged``: write beside ``path`` and replace it only when complete (a resume: the
+        earlier outcomes stay readable in ``path`` until the new file holds them all, even
+        after ``kill -9``); otherwise ``path`` itself grows row by row.
         ``on_written(first, outcomes)`` sees the rows from ``first`` on as they are written,
         in row order (the errors file follows the results this way)."""
         self.path = path
         self.on_written = on_written
         self.durable = durable
         self.counts: dict[Status, int] = dict.fromkeys(Status, 0)
-        self._format = _open_format(path)
+        self._format = _open_format(path, staged)
         self._pending: dict[int, Outcome] = {}
         self._next = 0
         self._cond = threading.Condition(threading.RLock())
@@ -224,20 +232,22 @@ class ResultsWriter:
             self._format.close(summary)
 
 
-def _open_format(path: Path) -> _Format:
+def _open_format(path: Path, staged: bool = False) -> _Format:
     kind = results_format(path)
     try:
         if kind == ".xlsx":
             from importer.results.xlsx import XlsxResults
 
             return XlsxResults(path, COLUMNS, cells, STATUS_COLOURS)
-        stream = _private_text_file(path)
+        stream = _staged_text_file(path) if staged else _private_text_file(path)
     except OSError as exc:
         if is_link_error(exc):
             raise ConfigError(f"--results {path}: is a symbolic link; refusing to write through "
                               "it; give the real path or remove the link") from exc
         raise ConfigError(f"--results {path}: cannot be written ({exc.strerror or exc}); choose "
                           "another path") from exc
+    if staged:
+        return _Csv(stream, path) if kind == ".csv" else _Jsonl(stream, path)
     return _Csv(stream) if kind == ".csv" else _Jsonl(stream)
 
 
@@ -247,11 +257,18 @@ def _private_text_file(path: Path) -> io.TextIOWrapper:
     return open(fd, "w", encoding="utf-8", newline="")
 
 
+def _staged_text_file(path: Path) -> io.TextIOWrapper:
+    """A fresh owner-only temporary beside ``path`` (``O_EXCL``: never through a link)."""
+    return open(create_fresh(partial_path(path)), "w", encoding="utf-8", newline="")
+
+
 class _Csv:
     """UTF-8 with a BOM, so Excel shows accented and non-Latin names correctly."""
 
-    def __init__(self, stream: io.TextIOWrapper) -> None:
+    def __init__(self, stream: io.TextIOWrapper, replaces: Path | None = None) -> None:
+        """``replaces``: the stream is a temporary that is renamed over this path on close."""
         self.stream = stream
+        self.replaces = replaces
         stream.write("\ufeff")
         self.writer = csv.writer(stream)
         self.writer.writerow(COLUMNS)
@@ -266,15 +283,21 @@ class _Csv:
             os.fsync(self.stream.fileno())
 
     def close(self, summary: dict[str, str]) -> None:
+        """Flushed to disk; a staged file then replaces the target, and the folder is synced
+        so the rename survives a power cut."""
         self.flush(sync=True)
         self.stream.close()
+        if self.replaces is not None:
+            os.replace(partial_path(self.replaces), self.replaces)
+            sync_folder(self.replaces)
 
 
 class _Jsonl(_Csv):
     """One JSON object per row, for programs rather than people."""
 
-    def __init__(self, stream: io.TextIOWrapper) -> None:
+    def __init__(self, stream: io.TextIOWrapper, replaces: Path | None = None) -> None:
         self.stream = stream
+        self.replaces = replaces
 
     def write(self, outcomes: list[Outcome]) -> None:
         self.stream.writelines(

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from importer.errors import ResumeError
-from importer.results.files import BINARY, NOFOLLOW, SyncClock, written_whole
+from importer.results.files import BINARY, NOFOLLOW, SyncClock, sync_folder, written_whole
 from importer.rows.outcomes import Outcome
 from importer.rows.problems import Code
 from importer.rows.status import Status
@@ -50,19 +50,6 @@ def journal_path(results: Path) -> Path:
 def file_digest(path: Path) -> str:
     with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def sync_folder(path: Path) -> None:
-    """Make a rename or a new file in ``path``'s folder survive a power cut."""
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass

@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from importer.errors import ResumeError
+from importer.results.files import sync_folder
 from importer.results.writer import read_outcomes
 from importer.rows.outcomes import FINAL, Outcome
 from importer.rows.problems import Code
 from importer.rows.status import Status
-from importer.runs.journal import Journal, Prior, journal_path, load_prior, sync_folder
+from importer.runs.journal import Journal, Prior, journal_path, load_prior
 
 SENT = frozenset({Status.CREATED, Status.REJECTED, Status.FAILED, Status.SKIPPED})
 """Statuses only a run that sent rows writes."""

@@ -255,6 +255,7 @@ class _Run:
             self.errors.abandon()
             raise
         self.writer = ResultsWriter(self.summary.results, durable=self.target is not None,
+                                    staged=self.options.resume and self.summary.results.exists(),
                                     on_written=self.errors.written)
         if on_start is not None:
             self._announce(on_start)
