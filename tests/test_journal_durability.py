@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import importer.results.files as files_module
 import importer.runs.journal as journal_module
 from importer.rows.outcomes import Outcome
 from importer.rows.problems import Code
@@ -192,6 +193,7 @@ def test_every_request_leaves_after_its_send_record_is_synced(cli, tmp_path: Pat
     export(tmp_path, 40)
     watch = SyncWatch()
     monkeypatch.setattr(journal_module, "os", watch)
+    monkeypatch.setattr(files_module, "os", watch)  # where the folder sync lives
     journal = tmp_path / "r.csv.journal"
     late: list[str] = []
 
