@@ -10,8 +10,10 @@ docstring).
 
 import json
 import os
+import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,21 +38,40 @@ class SqliteStore(SqlStore):
         self._lock = threading.Lock()
         try:
             _create_private(path)
-            self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None,
-                                       check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
-            self._db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-            with self._read():
-                self._db.executescript(f"BEGIN IMMEDIATE; {self.sql.schema} COMMIT;")
-            self._check_version()
+            self._db = self._opened(path)
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"ledger {path}: cannot be opened ({_reason(exc)}); fix the path "
                               "or choose another with --ledger PATH") from exc
 
-    def _check_version(self) -> None:
-        row = self._db.execute(SCHEMA_VERSION_QUERY).fetchone()
+    def _opened(self, path: Path) -> sqlite3.Connection:
+        """Connect and set the file up, trying again while another run is doing the same.
+
+        Two runs opening a new ledger at once race to switch it to WAL; the loser gets "database
+        is locked" at once, without SQLite's busy wait, so the wait is done here."""
+        deadline = time.monotonic() + BUSY_TIMEOUT
+        while True:
+            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None,
+                                 check_same_thread=False)
+            try:
+                self._set_up(db)
+                return db
+            except sqlite3.OperationalError as exc:
+                db.close()
+                if not _busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(random.uniform(0.01, 0.1))
+            except BaseException:
+                db.close()
+                raise
+
+    def _set_up(self, db: sqlite3.Connection) -> None:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+        db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        with self._lock:
+            db.executescript(f"BEGIN IMMEDIATE; {self.sql.schema} COMMIT;")
+        row = db.execute(SCHEMA_VERSION_QUERY).fetchone()
         if row is None or row[0] != str(SCHEMA_VERSION):
             raise sqlite3.DatabaseError(
                 f"schema version {row and row[0]}, not {SCHEMA_VERSION}: written by another "
@@ -101,6 +122,11 @@ def _create_private(path: Path) -> None:
         path.parent.mkdir(parents=True, mode=0o700)
     if not path.exists():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    text = str(exc)
+    return "locked" in text or "busy" in text
 
 
 def _json(values: Sequence[object]) -> str:
