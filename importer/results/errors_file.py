@@ -36,6 +36,7 @@ from importer.results.files import (
     create_fresh,
     first_row,
     is_link_error,
+    named_format,
     refuse_stranger,
     xlsx_first_row,
 )
@@ -58,11 +59,7 @@ def default_errors_path(results: Path, workbook: bool) -> Path:
 
 
 def errors_format(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise ConfigError(f"--errors {path}: unknown format {suffix or '(none)'}; end the name "
-                          f"with {' or '.join(FORMATS)}")
-    return suffix
+    return named_format(path, "--errors", FORMATS)
 
 
 def is_errors_file(path: Path) -> bool:

@@ -38,6 +38,15 @@ at most this much, and the disk is not asked to flush for every row."""
 Recognise = Callable[[Path], bool]
 
 
+def named_format(path: Path, option: str, formats: tuple[str, ...]) -> str:
+    """The file's format from its suffix, or one line naming the option and the known suffixes."""
+    suffix = path.suffix.lower()
+    if suffix not in formats:
+        raise ConfigError(f"{option} {path}: unknown format {suffix or '(none)'}; end the name "
+                          f"with {', '.join(formats)}")
+    return suffix
+
+
 def refuse_link(path: Path, what: str) -> None:
     """One clear line instead of writing through a symbolic link."""
     if path.is_symlink():

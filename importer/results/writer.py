@@ -29,6 +29,7 @@ from importer.results.files import (
     create_fresh,
     first_row,
     is_link_error,
+    named_format,
     open_private,
     partial_path,
     sync_folder,
@@ -57,11 +58,7 @@ def default_results_path(input_path: Path) -> Path:
 
 
 def results_format(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise ConfigError(f"--results {path}: unknown format {suffix or '(none)'}; end the name "
-                          f"with {', '.join(FORMATS)}")
-    return suffix
+    return named_format(path, "--results", FORMATS)
 
 
 def is_results_file(path: Path) -> bool:
