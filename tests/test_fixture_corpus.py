@@ -1,6 +1,7 @@
 """Real exports (written by LibreOffice or shaped like Excel's) and hostile files, by folder.
 
-Each fixture has a ``.expected.json`` beside it; see ``fixtures/make_fixtures.py``.
+Each fixture has a ``.expected.json`` beside it: for readable files it is reviewed by hand, not
+generated. The files are made from ``fixtures/specs/`` by ``fixtures/make_fixtures.py``.
 """
 
 import json

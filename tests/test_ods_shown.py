@@ -1,7 +1,7 @@
 """ODS cells are sent as LibreOffice shows them (found by a black-box tester, R2-5 and F8).
 
 ``shown.ods`` is an Excel user's workbook opened and saved by LibreOffice (see
-make_sheet_fixtures.py): formula dates are stored as numbers shown ``03/01/24``, formula booleans
+specs/sheets.json): formula dates are stored as numbers shown ``03/01/24``, formula booleans
 as 1/0 shown ``TRUE``/``FALSE``, a number formatted ``"ID-"000000`` as 42, a tab as
 ``<text:tab/>``. The hand-written cells below are the other markup LibreOffice writes in text
 cells, and the stale display texts a reader must not trust.

@@ -1,5 +1,6 @@
-"""Workbooks saved by LibreOffice (tests/fixtures/sheets, made by make_sheet_fixtures.py): the
-three formats send the same values for the same sheet, as a person sees it."""
+"""Workbooks saved by LibreOffice (tests/fixtures/sheets, made from fixtures/specs/sheets.json
+by ``make_fixtures.py sheets``): the three formats send the same values for the same sheet, as a
+person sees it."""
 
 from pathlib import Path
 
