@@ -23,6 +23,7 @@ import io
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -36,6 +37,8 @@ SYNC_EVERY = 1.0
 """Seconds between fsyncs of a file written row by row (results, journal): a power cut loses
 at most this much, and the disk is not asked to flush for every row."""
 Recognise = Callable[[Path], bool]
+LOCKS_UNSUPPORTED = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK)
+"""What a file system that cannot lock (some network shares) answers to a lock request."""
 
 
 def named_format(path: Path, option: str, formats: tuple[str, ...]) -> str:
@@ -192,3 +195,16 @@ def _json_keys(line: str) -> list[str]:
     except ValueError:
         return []
     return list(record) if isinstance(record, dict) else []
+
+
+def descriptor_locks() -> tuple[Callable[..., bool], Callable[[int], None]]:
+    """filelock's descriptor lock and unlock (``flock`` on POSIX, ``LockFileEx`` on Windows),
+    imported when first needed: the import costs about 45 ms, which ``import importer`` and the
+    CLI's argument errors need not pay. Both kinds of lock end with the process that holds them,
+    so a run killed with SIGKILL never leaves one behind."""
+    with warnings.catch_warnings():
+        # A POSIX Python without fcntl (WASI, Emscripten) makes filelock warn about its soft-lock
+        # fallback, which is not used here: callers say what happens instead.
+        warnings.simplefilter("ignore", UserWarning)
+        from filelock import lock_descriptor, unlock_descriptor
+    return lock_descriptor, unlock_descriptor

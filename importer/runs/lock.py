@@ -11,17 +11,18 @@ On a file system that cannot lock at all (some network shares), the run goes ahe
 lock and says so in its summary, rather than refusing to run anywhere such a share is used.
 """
 
-import errno
 import os
-import warnings
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from importer.errors import ConfigError, LockedError
-from importer.results.files import is_link_error, open_private, refuse_link
-
-UNSUPPORTED = (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK)
+from importer.results.files import (
+    LOCKS_UNSUPPORTED,
+    descriptor_locks,
+    is_link_error,
+    open_private,
+    refuse_link,
+)
 
 
 class ResultsLock:
@@ -41,11 +42,11 @@ class ResultsLock:
                     else f"cannot be created ({exc.strerror or exc})")
             raise ConfigError(f"lock file {self.path}: {what}; choose another --results "
                               "folder") from exc
-        lock_descriptor, _ = _native()
+        lock_descriptor, _ = descriptor_locks()
         try:
             locked = lock_descriptor(fd, blocking=False)
         except OSError as exc:
-            if exc.errno not in UNSUPPORTED:
+            if exc.errno not in LOCKS_UNSUPPORTED:
                 os.close(fd)
                 raise
             self.note = (f"this file system cannot lock {self.path.name}; make sure no other "
@@ -67,20 +68,9 @@ class ResultsLock:
                  trace: TracebackType | None) -> None:
         if self._fd is not None:
             if not self.note:
-                _native()[1](self._fd)
+                descriptor_locks()[1](self._fd)
             os.close(self._fd)
             self._fd = None
-
-
-def _native() -> tuple[Callable[..., bool], Callable[[int], None]]:
-    """filelock's descriptor lock and unlock, imported when a run starts: the import costs
-    about 45 ms, which ``import importer`` and the CLI's argument errors need not pay."""
-    with warnings.catch_warnings():
-        # A POSIX Python without fcntl (WASI, Emscripten) makes filelock warn about its soft-lock
-        # fallback, which is not used here: ``ResultsLock`` says what happens instead.
-        warnings.simplefilter("ignore", UserWarning)
-        from filelock import lock_descriptor, unlock_descriptor
-    return lock_descriptor, unlock_descriptor
 
 
 def _holder(fd: int) -> str:
