@@ -167,20 +167,22 @@ def _importer(*args: object) -> subprocess.Popen[str]:
 
 def test_two_concurrent_runs_share_the_ledger(cli, make_sandbox, tmp_path: Path, mapping: Path,
                                               ledger: str) -> None:
-    """Two exports at once into one ledger, overlapping in keyed rows (keyless rows sent by two
-    runs at the same moment cannot be told apart by anyone: see the README); then the
-    cumulative export into a new results file sends nothing and reports every id."""
-    api = make_sandbox(latency=0.005)
+    """Two nights of a cumulative export at once into one ledger (R3-1): both start at row 0,
+    so they send the same rows, keyless ones included, at the same moment. Each row is created
+    once: a keyless row is claimed before it is sent, and the other run waits for its outcome.
+    Then the whole export into a new results file sends nothing and reports every id."""
+    api = make_sandbox(latency=0.01)
     first, second = tmp_path / "east.csv", tmp_path / "west.csv"
     write_export(first, range(0, 100))
-    write_export(second, [i for i in range(50, 150) if i >= 100 or i % 5])
+    write_export(second, range(0, 150))
     runs = [_importer("run", path, "--mapping", mapping, "--api-url", api.url, "--quiet",
                       "--results", path.with_suffix(".results.csv"), "--concurrency", "4")
             for path in (first, second)]
     for process in runs:
         out, err = process.communicate(timeout=120)
         assert process.returncode == 0, out + err
-    assert len(api.store.records()) == 150
+    names = Counter(r["first_name"] for r in api.store.records())
+    assert len(names) == 150 and set(names.values()) == {1}, names.most_common(3)
     everything = tmp_path / "everything.csv"
     write_export(everything, range(0, 150))
     created = {r["id"] for path in (first, second)
@@ -193,10 +195,41 @@ def test_two_concurrent_runs_share_the_ledger(cli, make_sandbox, tmp_path: Path,
     assert {r["id"] for r in rows} == created
 
 
+def test_rows_a_killed_run_was_sending_are_not_sent_by_the_next_night(
+        cli, make_sandbox, tmp_path: Path, mapping: Path, ledger: str) -> None:
+    """R3-2: night 1 is killed (SIGKILL) while keyless rows are on the wire (the API stores
+    them, then answers slowly); night 2 sends the same export into a new results file without
+    resuming night 1. The rows night 1 had claimed may exist: night 2 reports them
+    outcome-unknown instead of creating them again, and sends every other row once."""
+    import signal
+    import time
+
+    api = make_sandbox(slow_rate=1.0, slow_seconds=1.0)
+    export = tmp_path / "e.csv"
+    write_export(export, range(0, 40))
+    night1 = _importer("run", export, "--mapping", mapping, "--api-url", api.url, "--quiet",
+                       "--results", tmp_path / "night1.csv", "--concurrency", "4")
+    deadline = time.monotonic() + 60
+    while len(api.store.records()) < 6 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    night1.send_signal(signal.SIGKILL)
+    night1.communicate(timeout=30)
+    api.server.faults = type(api.server.faults)()
+    result = run(cli, export, mapping, api, "night2.csv")
+    names = Counter(r["first_name"] for r in api.store.records())
+    assert set(names.values()) == {1}, names.most_common(3)
+    rows = read_results(tmp_path / "night2.csv")
+    unknown = [r for r in rows if r["error_code"] == "outcome-unknown"]
+    assert result.code == 1 and unknown, result.out
+    assert all(r["email"] == "" for r in unknown), "keyed rows are settled by the API's 409"
+    assert all("the run ended while sending" in r["error"] for r in unknown)
+    assert len(names) + sum(r["first_name"] not in names for r in unknown) == 40
+
+
 def test_a_ledger_that_cannot_be_written_stops_the_run(cli, sandbox, tmp_path: Path,
                                                        mapping: Path, ledger: str,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(self: object, destination: int, entries: object) -> int:
+    def broken(self: object, destination: int, entries: object, **settled: object) -> int:
         raise LedgerError("ledger test: disk I/O error")
 
     monkeypatch.setattr(ledger_module, "RETRY_DELAY", 0.0)

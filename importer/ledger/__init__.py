@@ -9,6 +9,11 @@ Journal and ledger are two layers with one direction between them, not two truth
   409 (a record with the row's key exists). It receives them after the journal has them, and is
   consulted before a row is queued, for rows the journal of this results file does not settle.
 
+- **Claims** are the ledger's one write before a request leaves: a keyless row is claimed so
+  that no other run, on any host, sends it at the same time. A claim is not an outcome; it
+  ends with the row's outcome in one transaction, and a dead run's claims become
+  outcome-unknown facts (see ``store.Claim``).
+
 Which wins: for a row of the same results file, the journal (a resumed row keeps its journal
 outcome). For every other row, the ledger: a row it holds is not sent. The ledger is written in
 batches a fraction of a second after the journal; if a run dies in between, the next

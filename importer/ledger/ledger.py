@@ -1,11 +1,17 @@
-"""One run's use of the ledger: a lookup before rows are queued, a record after 201 and 409.
+"""One run's use of the ledger: a lookup before rows are queued, a claim before a keyless row
+is sent, a record after 201 and 409.
 
 ``check`` decides a whole read batch with one query, so deciding costs less per row than
 mapping it. ``record`` only queues: a background thread writes the queue every
 ``FLUSH_EVERY`` seconds in one short transaction, so the ledger never slows the sending. A
 write that keeps failing stops the run (``on_error``), like a journal that cannot be written.
+
+``claim`` is the one synchronous write: the API cannot recognise a keyless row, so the run
+that sends one must say so before the request leaves, or another run sending the same export
+at the same time would create it a second time (see ``store.Claim``).
 """
 
+import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,7 +32,9 @@ from importer.ledger.fingerprints import (
 from importer.ledger.store import (
     CREATED,
     EXISTING,
+    HEARTBEAT,
     UNKNOWN,
+    Claim,
     Entry,
     Found,
     LedgerError,
@@ -38,6 +46,8 @@ from importer.rows.problems import Code
 FLUSH_EVERY = 0.2
 WRITE_ATTEMPTS = 4
 RETRY_DELAY = 0.5
+CLAIM_POLL = 0.2
+"""Seconds between looks at a key another run is sending, until it settles or that run dies."""
 RECORDED_DUPLICATES = frozenset({Code.ALREADY_EXISTS, Code.CREATED_BY_EARLIER_ATTEMPT,
                                  Code.CREATED_BY_EARLIER_RUN})
 
@@ -50,6 +60,9 @@ class LedgerCounts:
     changed: int = 0
     recorded: int = 0
     may_exist: int = 0
+    waited: int = 0
+    """Keyless rows another run was sending at the same moment: this run waited for its
+    outcome instead of sending them too."""
 
     def used(self, outcome: Outcome) -> None:
         """Count an outcome ``check`` gave that the run reported."""
@@ -71,6 +84,10 @@ class LedgerCounts:
             lines.append(f"{self.may_exist:,} rows an earlier run may have created (outcome "
                          "unknown) were not sent: check them in the CRM, then rerun with "
                          "--retry-unknown to send those that are missing")
+        if self.waited:
+            lines.append(f"{self.waited:,} rows without email, external_id or website_url were "
+                         "being sent by another run at the same moment; this run waited for "
+                         "their outcome instead of sending them a second time")
         return "; ".join(lines)
 
 
@@ -79,7 +96,7 @@ class RunLedger:
 
     def __init__(self, store: LedgerStore, destination: Destination, source: str, *,
                  consult: bool, on_error: Callable[[str], None],
-                 retry_unknown: bool = False) -> None:
+                 retry_unknown: bool = False, results: str = "") -> None:
         self.store = store
         self.source = source
         self.consult = consult
@@ -91,11 +108,17 @@ class RunLedger:
         assert number is not None
         self.destination = number
         self._pending: list[Entry] = []
+        self._settled: list[str] = []
+        self._claimed: dict[int, str] = {}
         self._seen: dict[int, int] = {}
         self._occurrence: dict[int, int] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._failed = ""
+        self.run = secrets.randbits(62)
+        store.start_run(self.destination, self.run, results)
+        self._ended = False
+        self._beaten = time.monotonic()
         self._writer = threading.Thread(target=self._write_loop, name="ledger-writer",
                                         daemon=True)
         self._writer.start()
@@ -178,41 +201,112 @@ class RunLedger:
         carried over from the journal of an earlier run (which never replace entries); and
         the outcome-unknown of a keyless row, which fences it off in later runs."""
         answer = _answer(outcome, fields)
-        if not answer:
-            return
-        entry = Entry(key_values(fields), fields_print(fields), field_prints(fields),
-                      outcome.id, answer, _now(), self.source, outcome.row,
-                      replaces=fresh and outcome.status == Status.CREATED,
-                      occurrence=self._occurrence.get(outcome.row, 1))
         with self._lock:
-            self._pending.append(entry)
+            claimed = self._claimed.pop(outcome.row, None) if fresh else None
+            if claimed is not None:
+                self._settled.append(claimed)
+            if answer:
+                self._pending.append(Entry(
+                    key_values(fields), fields_print(fields), field_prints(fields), outcome.id,
+                    answer, _now(), self.source, outcome.row,
+                    replaces=fresh and outcome.status == Status.CREATED,
+                    occurrence=self._occurrence.get(outcome.row, 1)))
+
+    def claim(self, row: int, fields: Mapping[str, str], stop: threading.Event) -> Outcome | None:
+        """Before a keyless row is sent: None when this run may send it (or is stopping, which
+        the caller checks), else the row's outcome without sending it.
+
+        While another live run holds the row's claim, this one waits for that run's outcome
+        (watching ``stop``): imported earlier if it created the record, may-exist if its answer
+        was lost, or this run's to send if nothing was created. A run that died while holding
+        the claim is reaped: its claims become outcome unknown.
+        """
+        if not self.consult or self._failed:
+            return None
+        claim = Claim(fields_print(fields), field_prints(fields), self.source, row,
+                      self._occurrence.get(row, 1), _now())
+        waited = False
+        while not stop.is_set():
+            try:
+                answer = self.store.claim(self.destination, self.run, claim,
+                                          take_over_unknown=self.retry_unknown)
+                if answer.claimed:
+                    with self._lock:
+                        self._claimed[row] = claim.key
+                    return None
+                if answer.found is not None:
+                    return self._held(row, answer.found, waited)
+                if answer.holder is not None and not self.store.alive(answer.holder):
+                    self.store.reap(answer.holder)
+                    continue
+            except LedgerError as exc:
+                self._fail(f"cannot claim row {row} in the ledger: {exc}; rerun with --resume "
+                           "once it works again")
+                return None
+            waited = waited or answer.holder is not None
+            stop.wait(CLAIM_POLL if answer.holder is not None else 0)
+        return None
+
+    def _held(self, row: int, hit: Found, waited: bool) -> Outcome:
+        """The outcome of a keyless row the ledger holds (its fields are its key: unchanged)."""
+        outcome = _may_exist(row, hit) if hit.answer == UNKNOWN else _imported_earlier(row, hit)
+        with self._lock:
+            self.counts.used(outcome)
+            self.counts.waited += waited
+        return outcome
 
     def close(self) -> None:
-        """Write what is queued; a failure is reported through ``on_error``. Safe to call
-        again (the run closes it; ``run_import`` makes sure, whatever happened)."""
+        """Write what is queued, then end the run in the ledger (claims it still holds become
+        outcome unknown); a failure is reported through ``on_error``. Safe to call again (the
+        run closes it; ``run_import`` makes sure, whatever happened)."""
         self._closed.set()
         self._writer.join()
         self._flush_now()
+        if self._ended:
+            return
+        self._ended = True
+        try:
+            self.store.end_run(self.run)
+        except LedgerError as exc:
+            self._fail(f"cannot end the run in the ledger: {exc}; its claims count as outcome "
+                       "unknown once this process ends")
 
     def _write_loop(self) -> None:
         while not self._closed.wait(FLUSH_EVERY):
             self._flush_now()
+            self._beat()
+
+    def _beat(self) -> None:
+        """Tell other runs this one is alive, every ``HEARTBEAT`` seconds."""
+        if time.monotonic() - self._beaten < HEARTBEAT or self._failed:
+            return
+        self._beaten = time.monotonic()
+        try:
+            self.store.beat(self.run)
+        except LedgerError as exc:
+            self._fail(f"cannot write the ledger: {exc}")
+
+    def _fail(self, message: str) -> None:
+        if not self._failed:
+            self._failed = message
+            self.on_error(message)
 
     def _flush_now(self) -> None:
         with self._lock:
             batch, self._pending = self._pending, []
-        if not batch or self._failed:
+            settled, self._settled = self._settled, []
+        if not (batch or settled) or self._failed:
             return
         for attempt in range(WRITE_ATTEMPTS):
             try:
-                self.counts.recorded += self.store.record(self.destination, batch)
+                self.counts.recorded += self.store.record(self.destination, batch, run=self.run,
+                                                          settled=settled)
                 return
             except LedgerError as exc:
                 if attempt == WRITE_ATTEMPTS - 1:
-                    self._failed = str(exc)
-                    self.on_error(f"cannot write the ledger: {exc}; rerun with --resume once it "
-                                  "works again (the journal holds every outcome, and resuming "
-                                  "hands them to the ledger)")
+                    self._fail(f"cannot write the ledger: {exc}; rerun with --resume once it "
+                               "works again (the journal holds every outcome, and resuming "
+                               "hands them to the ledger)")
                     return
                 time.sleep(RETRY_DELAY * 2**attempt)
 
@@ -250,8 +344,8 @@ def _where(hit: Found) -> str:
 def _may_exist(row: int, hit: Found) -> Outcome:
     return Outcome.problem(row, Code.OUTCOME_UNKNOWN, reason=(
         f"a run on {hit.imported_at[:10]} from {hit.file} row {hit.row} sent the same fields "
-        "and got no answer, so the record may exist; not sent again: check the CRM, then use "
-        "--retry-unknown to send it"))
+        "and its outcome is unknown (no answer, or the run ended while sending), so the record "
+        "may exist; not sent again: check the CRM, then use --retry-unknown to send it"))
 
 
 def _imported_earlier(row: int, hit: Found) -> Outcome:

@@ -59,6 +59,26 @@ class PostgresStore(SqlStore):
     def _array(self, values: Sequence[object]) -> object:
         return list(values)
 
+    def _take_run_lock(self, run: int) -> None:
+        """A session-level advisory lock: the server ends it when the run's connection ends,
+        so a run killed on any host is known dead as soon as its connection is gone."""
+        with self._read() as db:
+            db.execute("SELECT pg_advisory_lock(%s)", (run,))
+
+    def _holds_run_lock(self, run: int) -> bool | None:
+        with self._read() as db:
+            row = db.execute("SELECT pg_try_advisory_lock_shared(%s)", (run,)).fetchone()
+            if row is not None and row[0]:
+                db.execute("SELECT pg_advisory_unlock_shared(%s)", (run,))
+        return row is None or not row[0]
+
+    def _end_run_lock(self, run: int) -> None:
+        with self._read() as db:
+            db.execute("SELECT pg_advisory_unlock(%s)", (run,))
+
+    def _clear_dead_lock(self, run: int) -> None:
+        """A dead session's advisory lock is gone with it."""
+
 
 class _Transaction:
     """One transaction under the connection lock; database errors become ``LedgerError``."""

@@ -8,17 +8,25 @@ from them. ``SqlStore`` holds the methods whose logic is the same for both, so a
 what is its database's own: connecting, locking and transactions, pragmas, the list parameter.
 """
 
+import json
+import os
+import socket
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from importer.ledger.store import (
     KEY_COLUMNS,
     SCHEMA_VERSION,
+    STALE_AFTER,
+    UNKNOWN,
     UPGRADE_UNKNOWN,
+    Claim,
+    ClaimAnswer,
     DestinationInfo,
     Entry,
     Found,
@@ -54,12 +62,19 @@ class Dialect:
     """A primary key the database numbers itself."""
     keyed_table: str
     """What follows the keys table's columns (SQLite stores it in its primary key's order)."""
+    now_ms: str
+    """The database's clock in milliseconds since 1970: runs on several hosts judge each other's
+    heartbeats by one clock."""
 
 
 SQLITE = Dialect("?", "{} IN (SELECT value FROM json_each(?))",
-                 ("INSERT OR IGNORE INTO", ""), "INTEGER", "INTEGER PRIMARY KEY", " WITHOUT ROWID")
+                 ("INSERT OR IGNORE INTO", ""), "INTEGER", "INTEGER PRIMARY KEY", " WITHOUT ROWID",
+                 "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)")
 POSTGRES = Dialect("%s", "{} = ANY(%s)", ("INSERT INTO", " ON CONFLICT DO NOTHING"), "BIGINT",
-                   "BIGSERIAL PRIMARY KEY", "")
+                   "BIGSERIAL PRIMARY KEY", "",
+                   "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)")
+CLAIM_COLUMNS = ("destination", "key", "run", "fields_print", "field_prints", "file", "row",
+                 "occurrence", "claimed_at")
 
 
 class Statements:
@@ -87,7 +102,26 @@ class Statements:
         self.delete_unheld = (f"DELETE FROM ledger_entries AS e WHERE {self.one_of('e.id')} "
                               f"AND NOT {HELD}")
         self.count_ids = f"SELECT count(*) FROM ledger_entries WHERE {self.one_of('id')}"
+        self._claims(mark, dialect.now_ms)
         self.schema = self._schema()
+
+    def _claims(self, mark: str, now: str) -> None:
+        """The statements of claims and of the runs that hold them."""
+        self.add_run = f"INSERT INTO ledger_runs VALUES ({self._marks(6)}, {now})"
+        self.beat = f"UPDATE ledger_runs SET beat = {now} WHERE id = {mark}"
+        self.run_age = f"SELECT {now} - beat FROM ledger_runs WHERE id = {mark}"
+        self.runs_of = f"SELECT id FROM ledger_runs WHERE destination = {mark} AND id <> {mark}"
+        self.insert_claim = self._insert_or_skip("ledger_claims", len(CLAIM_COLUMNS))
+        self.claim_holder = (f"SELECT run FROM ledger_claims WHERE destination = {mark} AND "
+                             f"key = {mark}")
+        self.drop_claim = (f"DELETE FROM ledger_claims WHERE destination = {mark} AND "
+                           f"key = {mark} AND run = {mark}")
+        self.settle_claims = (f"DELETE FROM ledger_claims WHERE destination = {mark} AND "
+                              f"run = {mark} AND {self.one_of('key')}")
+        self.run_claims = (f"SELECT {', '.join(CLAIM_COLUMNS)} FROM ledger_claims "
+                           f"WHERE run = {mark}")
+        self.drop_run_claims = f"DELETE FROM ledger_claims WHERE run = {mark}"
+        self.drop_run = f"DELETE FROM ledger_runs WHERE id = {mark}"
 
     def _schema(self) -> str:
         """The tables, created where missing, and the schema version of a new ledger."""
@@ -110,6 +144,16 @@ CREATE TABLE IF NOT EXISTS ledger_keys (
     imported_at TEXT NOT NULL,
     file TEXT NOT NULL, row INTEGER NOT NULL, PRIMARY KEY (destination, key)){keyed};
 CREATE INDEX IF NOT EXISTS ledger_keys_entry ON ledger_keys (entry);
+CREATE TABLE IF NOT EXISTS ledger_runs (
+    id {big} PRIMARY KEY, destination {big} NOT NULL, host TEXT NOT NULL, pid {big} NOT NULL,
+    results TEXT NOT NULL, started_at TEXT NOT NULL, beat {big} NOT NULL);
+CREATE TABLE IF NOT EXISTS ledger_claims (
+    destination {big} NOT NULL, key TEXT NOT NULL, run {big} NOT NULL,
+    fields_print TEXT NOT NULL, field_prints TEXT NOT NULL, file TEXT NOT NULL,
+    row INTEGER NOT NULL, occurrence INTEGER NOT NULL, claimed_at TEXT NOT NULL,
+    PRIMARY KEY (destination, key)){keyed};
+CREATE INDEX IF NOT EXISTS ledger_claims_run ON ledger_claims (run);
+UPDATE ledger_meta SET value = '{SCHEMA_VERSION}' WHERE name = 'schema' AND value = '2';
 {before} ledger_meta VALUES ('schema', '{SCHEMA_VERSION}'){after};
 """
 
@@ -187,21 +231,29 @@ class SqlStore(ABC):
             rows = db.execute(self.sql.field_prints, (self._array(entries),)).fetchall()
         return {int(row[0]): parse_prints(row[1]) for row in rows}
 
-    def record(self, destination: int, entries: Sequence[Entry]) -> int:
+    def record(self, destination: int, entries: Sequence[Entry], *, run: int = 0,
+               settled: Sequence[str] = ()) -> int:
+        if not entries and not settled:
+            return 0
+        with self._write() as db:
+            kept = self._insert(db, destination, entries)
+            if settled:
+                db.execute(self.sql.settle_claims, (destination, run, self._array(settled)))
+        return kept
+
+    def _insert(self, db: Any, destination: int, entries: Sequence[Entry]) -> int:
+        """Entries and their keys, in the caller's transaction; how many are held after it."""
         if not entries:
             return 0
         ids = [entry.id for entry in entries]
         replacing = key_rows(destination, entries, replacing=True)
-        with self._write() as db:
-            before = self._held_by(db, destination, [str(row[1]) for row in replacing])
-            cursor = db.cursor()
-            cursor.executemany(self.sql.insert_entry,
-                               [entry_row(destination, e) for e in entries])
-            cursor.executemany(self.sql.keep_key,
-                               key_rows(destination, entries, replacing=False))
-            cursor.executemany(self.sql.replace_key, replacing)
-            db.execute(self.sql.delete_unheld, (self._array(list(set(ids) | before)),))
-            kept = db.execute(self.sql.count_ids, (self._array(ids),)).fetchone()
+        before = self._held_by(db, destination, [str(row[1]) for row in replacing])
+        cursor = db.cursor()
+        cursor.executemany(self.sql.insert_entry, [entry_row(destination, e) for e in entries])
+        cursor.executemany(self.sql.keep_key, key_rows(destination, entries, replacing=False))
+        cursor.executemany(self.sql.replace_key, replacing)
+        db.execute(self.sql.delete_unheld, (self._array(list(set(ids) | before)),))
+        kept = db.execute(self.sql.count_ids, (self._array(ids),)).fetchone()
         return int(kept[0]) if kept else 0
 
     def _held_by(self, db: Any, destination: int, keys: list[str]) -> set[int]:
@@ -210,6 +262,93 @@ class SqlStore(ABC):
             return set()
         rows = db.execute(self.sql.held_by, (destination, self._array(keys)))
         return {int(row[0]) for row in rows}
+
+    @abstractmethod
+    def _take_run_lock(self, run: int) -> None:
+        """Hold the lock that says ``run`` is alive until ``_end_run_lock`` or the process ends."""
+
+    @abstractmethod
+    def _holds_run_lock(self, run: int) -> bool | None:
+        """Whether some process holds ``run``'s lock; None when this store cannot tell."""
+
+    @abstractmethod
+    def _end_run_lock(self, run: int) -> None:
+        """Let go of this process's lock for ``run``."""
+
+    @abstractmethod
+    def _clear_dead_lock(self, run: int) -> None:
+        """Remove what a dead run's lock left behind, if anything."""
+
+    def start_run(self, destination: int, run: int, results: str) -> None:
+        self._take_run_lock(run)
+        with self._write() as db:
+            db.execute(self.sql.add_run, (run, destination, socket.gethostname(), os.getpid(),
+                                          results, _now()))
+            others = [int(row[0]) for row in
+                      db.execute(self.sql.runs_of, (destination, run)).fetchall()]
+        for other in others:
+            if not self.alive(other):
+                self.reap(other)
+
+    def beat(self, run: int) -> None:
+        with self._write() as db:
+            db.execute(self.sql.beat, (run,))
+
+    def claim(self, destination: int, run: int, claim: Claim, *,
+              take_over_unknown: bool) -> ClaimAnswer:
+        """Insert the claim first, then look for an entry: a run that settles the key commits
+        its entry and drops its claim at once, so one of the two is always seen."""
+        key = claim.key
+        with self._write() as db:
+            inserted = db.execute(self.sql.insert_claim, self._claim_row(destination, run, claim)
+                                  ).rowcount == 1
+            held = db.execute(self.sql.lookup, (destination, self._array([key]))).fetchone()
+            if held is not None and not (take_over_unknown and held[4] == UNKNOWN):
+                if inserted:
+                    db.execute(self.sql.drop_claim, (destination, key, run))
+                return ClaimAnswer(found=Found(*held[1:]))
+            if inserted:
+                return ClaimAnswer(claimed=True)
+            holder = db.execute(self.sql.claim_holder, (destination, key)).fetchone()
+        if holder is None:
+            return ClaimAnswer()
+        return ClaimAnswer(claimed=True) if int(holder[0]) == run \
+            else ClaimAnswer(holder=int(holder[0]))
+
+    def _claim_row(self, destination: int, run: int, claim: Claim) -> tuple[object, ...]:
+        prints = json.dumps(claim.field_prints, sort_keys=True, separators=(",", ":"))
+        return (destination, claim.key, run, claim.fields_print, prints, claim.file, claim.row,
+                claim.occurrence, claim.claimed_at)
+
+    def alive(self, run: int) -> bool:
+        with self._read() as db:
+            age = db.execute(self.sql.run_age, (run,)).fetchone()
+        if age is None or int(age[0]) > STALE_AFTER * 1000:
+            return False
+        return self._holds_run_lock(run) is not False
+
+    def reap(self, run: int) -> int:
+        count = self._settle_run(run)
+        self._clear_dead_lock(run)
+        return count
+
+    def end_run(self, run: int) -> None:
+        try:
+            self._settle_run(run)
+        finally:
+            self._end_run_lock(run)
+
+    def _settle_run(self, run: int) -> int:
+        """A run is over: its claims become outcome-unknown entries where the key is not held
+        already, and the run and its claims are gone, all in one transaction."""
+        with self._write() as db:
+            rows = db.execute(self.sql.run_claims, (run,)).fetchall()
+            for destination in {int(row[0]) for row in rows}:
+                self._insert(db, destination, [_claim(row).unknown() for row in rows
+                                               if int(row[0]) == destination])
+            db.execute(self.sql.drop_run_claims, (run,))
+            db.execute(self.sql.drop_run, (run,))
+        return len(rows)
 
     def destinations(self) -> list[DestinationInfo]:
         with self._read() as db:
@@ -240,6 +379,15 @@ class SqlStore(ABC):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _claim(row: Sequence[Any]) -> Claim:
+    """A claims-table row (``CLAIM_COLUMNS``) as a ``Claim``."""
+    return Claim(row[3], parse_prints(row[4]), row[5], int(row[6]), int(row[7]), row[8])
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _count(where: str) -> str:

@@ -15,11 +15,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from importer.ledger.sql import SCHEMA_VERSION_QUERY, SQLITE, SqlStore, Statements
 from importer.ledger.store import SCHEMA_VERSION, LedgerError
+from importer.results.files import LOCKS_UNSUPPORTED, NOFOLLOW, descriptor_locks, open_private
 
 BUSY_TIMEOUT = 60.0
 MMAP_BYTES = 1 << 30
@@ -36,6 +37,8 @@ class SqliteStore(SqlStore):
     def __init__(self, path: Path) -> None:
         self.location = str(path)
         self._lock = threading.Lock()
+        self._runs = path.with_name(path.name + ".runs")
+        self._run_locks: dict[int, int] = {}
         try:
             _create_private(path)
             self._db = self._opened(path)
@@ -96,6 +99,67 @@ class SqliteStore(SqlStore):
 
     def _array(self, values: Sequence[object]) -> object:
         return _json(values)
+
+    def close(self) -> None:
+        """Close the database; the locks of runs still open here end as if the process had
+        ended (their claims count as outcome unknown), which is what closing without
+        ``end_run`` means."""
+        for fd in self._run_locks.values():
+            os.close(fd)
+        self._run_locks.clear()
+        super().close()
+
+    def _run_lock(self, run: int) -> Path:
+        return self._runs / f"{run:016x}.lock"
+
+    def _take_run_lock(self, run: int) -> None:
+        """A locked file per run beside the ledger: the operating system ends the lock with the
+        process, however it ends, so a run killed with SIGKILL is known dead at once."""
+        try:
+            self._runs.mkdir(mode=0o700, exist_ok=True)
+            fd = open_private(self._run_lock(run), os.O_RDWR | os.O_CREAT)
+        except OSError as exc:
+            raise LedgerError(f"ledger {self.location}: cannot create {self._runs} "
+                              f"({_reason(exc)}); fix the folder's permissions") from exc
+        try:
+            descriptor_locks()[0](fd, blocking=False)
+        except OSError as exc:
+            if exc.errno not in LOCKS_UNSUPPORTED:
+                os.close(fd)
+                raise LedgerError(f"ledger {self.location}: cannot lock "
+                                  f"{self._run_lock(run)} ({_reason(exc)})") from exc
+        self._run_locks[run] = fd
+
+    def _holds_run_lock(self, run: int) -> bool | None:
+        try:
+            fd = os.open(self._run_lock(run), os.O_RDWR | NOFOLLOW)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return None
+        lock, unlock = descriptor_locks()
+        try:
+            if not lock(fd, blocking=False):
+                return True
+            unlock(fd)
+            return False
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def _end_run_lock(self, run: int) -> None:
+        fd = self._run_locks.pop(run, None)
+        if fd is None:
+            return
+        self._clear_dead_lock(run)
+        with suppress(OSError):
+            descriptor_locks()[1](fd)
+        os.close(fd)
+
+    def _clear_dead_lock(self, run: int) -> None:
+        with suppress(OSError):
+            self._run_lock(run).unlink()
 
 
 class _Guard:

@@ -22,11 +22,37 @@ UNKNOWN = "unknown"
 """A keyless row whose request may have created a record (its answer was lost): not a record
 the ledger can name, but a fact that keeps later runs from sending the row blindly. A later 201
 or 409 for the same key upgrades it; nothing downgrades a settled key to it."""
-SCHEMA_VERSION = 2
+HEARTBEAT = 10.0
+"""Seconds between a run's signs of life in the ledger (``LedgerStore.beat``)."""
+STALE_AFTER = 300.0
+"""A run silent this long is dead even if its lock seems held: a PostgreSQL server may keep the
+session of a host that vanished from the network for hours."""
+SCHEMA_VERSION = 3
+"""3 added the claims keyless rows take before they are sent, and the runs that hold them; a
+version 2 ledger is upgraded in place when a run opens it (see ``sql``)."""
 
-__all__ = ["CREATED", "EXISTING", "EXPORT_COLUMNS", "KEY_COLUMNS", "SCHEMA_VERSION", "UNKNOWN",
-           "UPGRADE_UNKNOWN", "DestinationInfo", "Entry", "Found", "LedgerError", "LedgerStore",
-           "Selection", "entry_row", "key_rows", "parse_prints"]
+__all__ = [
+    "CREATED",
+    "EXISTING",
+    "EXPORT_COLUMNS",
+    "HEARTBEAT",
+    "KEY_COLUMNS",
+    "SCHEMA_VERSION",
+    "STALE_AFTER",
+    "UNKNOWN",
+    "UPGRADE_UNKNOWN",
+    "Claim",
+    "ClaimAnswer",
+    "DestinationInfo",
+    "Entry",
+    "Found",
+    "LedgerError",
+    "LedgerStore",
+    "Selection",
+    "entry_row",
+    "key_rows",
+    "parse_prints",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +101,45 @@ class Found:
 
 
 @dataclass(frozen=True, slots=True)
+class Claim:
+    """A keyless row a run is about to send: held in the ledger until its outcome is recorded.
+
+    The API cannot recognise a keyless row, so two runs sending the same one would create two
+    records. The first run to claim the row's key sends it; another run waits until the claim
+    is settled (then the row is imported earlier, or it may exist) or released (nothing was
+    created: it may send it). A run that dies leaves its claims behind; they then count as
+    outcome unknown, since its requests may have been answered after it died.
+    """
+
+    fields_print: str
+    field_prints: dict[str, str]
+    file: str
+    row: int
+    occurrence: int
+    claimed_at: str
+
+    @property
+    def key(self) -> str:
+        return fields_key(self.fields_print, self.occurrence)
+
+    def unknown(self) -> Entry:
+        """What a dead run's claim becomes: an outcome-unknown entry (the record may exist)."""
+        return Entry(("", "", ""), self.fields_print, self.field_prints, "", UNKNOWN,
+                     self.claimed_at, self.file, self.row, occurrence=self.occurrence)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimAnswer:
+    """What a claim attempt found: the row is this run's to send (``claimed``), or the ledger
+    holds it already (``found``), or another run holds a claim on it (``holder``). None of the
+    three means the key changed hands during the attempt: try again."""
+
+    claimed: bool = False
+    found: Found | None = None
+    holder: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class DestinationInfo:
     """A destination the ledger holds entries for, as ``ledger list`` shows it."""
 
@@ -112,8 +177,38 @@ class LedgerStore(Protocol):
         """Per-field fingerprints of the given entries (only needed when fields changed)."""
         ...
 
-    def record(self, destination: int, entries: Sequence[Entry]) -> int:
-        """Add entries in one transaction; returns how many are new (not already held)."""
+    def record(self, destination: int, entries: Sequence[Entry], *, run: int = 0,
+               settled: Sequence[str] = ()) -> int:
+        """Add entries in one transaction; returns how many are new (not already held).
+
+        ``settled`` are keys ``run`` claimed whose rows now have an outcome: their claims end in
+        the same transaction, so another run never sees neither the claim nor the entry."""
+        ...
+
+    def start_run(self, destination: int, run: int, results: str) -> None:
+        """Register a run (``run`` is a random id) and take its liveness lock, which ends with
+        the process however it ends; runs of the destination that died are reaped first."""
+        ...
+
+    def beat(self, run: int) -> None:
+        """The run is alive (for stores whose lock cannot tell across a network split)."""
+        ...
+
+    def claim(self, destination: int, run: int, claim: Claim, *,
+              take_over_unknown: bool) -> ClaimAnswer:
+        """Claim a keyless row's key for ``run`` in one transaction (see ``Claim``)."""
+        ...
+
+    def alive(self, run: int) -> bool:
+        """Whether the run holding a claim is still running."""
+        ...
+
+    def reap(self, run: int) -> int:
+        """Turn a dead run's claims into outcome-unknown entries; returns how many."""
+        ...
+
+    def end_run(self, run: int) -> None:
+        """The run is over: its claims left unsettled become outcome unknown, its lock ends."""
         ...
 
     def destinations(self) -> list[DestinationInfo]:

@@ -53,7 +53,7 @@ from importer.sending.deadlines import build_session
 from importer.sending.delivery import Delivery, RetryPolicy
 from importer.sending.destination import destination
 from importer.sending.throttle import Throttle
-from importer.sending.workers import Workers
+from importer.sending.workers import RowTask, Workers
 
 GC_EVERY = 64
 
@@ -154,7 +154,7 @@ def run_table(options: RunOptions, mapping: ColumnMapping, table: Table,
         run.summary.started = started
         run.summary.notes += [n for n in (note, results_note, lock.note) if n]
         run.summary.api = api_note
-        run.ledger = _open_ledger(options, target, environ, run._request_stop)
+        run.ledger = _open_ledger(options, target, environ, run._request_stop, results)
         try:
             return run.run(hooks.on_start, hooks.on_progress, hooks.session)
         finally:
@@ -164,7 +164,7 @@ def run_table(options: RunOptions, mapping: ColumnMapping, table: Table,
 
 
 def _open_ledger(options: RunOptions, target: Target | None, environ: EnvMapping[str, str],
-                 on_error: Callable[[str], None]) -> RunLedger | None:
+                 on_error: Callable[[str], None], results: Path) -> RunLedger | None:
     """The ledger of the run's destination; a dry run neither reads nor writes it.
 
     The sandbox is one destination per database file whatever token it is given (it makes up
@@ -179,7 +179,7 @@ def _open_ledger(options: RunOptions, target: Target | None, environ: EnvMapping
         return RunLedger(store, ledger_destination(target.identity, token, account),
                          options.input.name,
                          consult=not options.no_ledger, on_error=on_error,
-                         retry_unknown=options.retry_unknown)
+                         retry_unknown=options.retry_unknown, results=str(results))
     except LedgerError:
         store.close()
         raise
@@ -381,7 +381,8 @@ class _Run:
         delivery = Delivery(client, RetryPolicy(self.options.max_retries), throttle, self.stop)
         watched = Watched(self.writer, self.breaker, self._trip)
         workers = Workers(delivery, journal, watched, concurrency, self.stop,
-                          on_stop=self._request_stop, on_settled=self._settled)
+                          on_stop=self._request_stop, on_settled=self._settled,
+                          claim=self._claim if self.ledger else None)
         return SendingSink(plan, journal, workers, self.writer, self.stop, self._request_stop,
                            self.ledger), client
 
@@ -389,6 +390,12 @@ class _Run:
         """After the journal has a sent row's outcome: the ledger records 201s and 409s."""
         if self.ledger:
             self.ledger.record(fields, outcome, fresh=True)
+
+    def _claim(self, job: RowTask) -> Outcome | None:
+        """Before a keyless row is sent: the ledger's outcome for it when another run has
+        created it or is sending it right now (see ``RunLedger.claim``)."""
+        assert self.ledger is not None
+        return self.ledger.claim(job.row, job.fields, self.stop)
 
     def _trip(self, reason: str) -> None:
         """The breaker saw systematic rejections: stop sending; the rest is skipped."""

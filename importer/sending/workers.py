@@ -58,8 +58,10 @@ class Workers:
     def __init__(self, delivery: Delivery, journal: Journal, writer: OutcomeSink,
                  concurrency: int, stop: threading.Event,
                  on_stop: Callable[[str], None],
-                 on_settled: Callable[[dict[str, str], Outcome], None] | None = None) -> None:
+                 on_settled: Callable[[dict[str, str], Outcome], None] | None = None,
+                 claim: Callable[[RowTask], Outcome | None] | None = None) -> None:
         self.delivery = delivery
+        self.claim = claim
         self.journal = journal
         self.writer = writer
         self.stop = stop
@@ -155,10 +157,19 @@ class Workers:
             self.settle(job, self._deliver(job), write=True)
 
     def _deliver(self, job: RowTask) -> Outcome:
-        """The job's outcome; nothing that goes wrong escapes this thread."""
+        """The job's outcome; nothing that goes wrong escapes this thread.
+
+        A keyless row is first claimed (``claim``, the import ledger's): another run may be
+        sending the same row, and then its outcome is this row's, without a request."""
         if self.stop.is_set():
             return self._unsent(job)
         try:
+            if self.claim is not None and not job.keyed:
+                held = self.claim(job)
+                if held is not None:
+                    return held
+                if self.stop.is_set():
+                    return self._unsent(job)
             delivered = self.delivery.deliver(
                 job.row, job.fields, keyed=job.keyed, maybe_sent=job.maybe_sent,
                 on_send=lambda: self.journal.sending(job.row))
