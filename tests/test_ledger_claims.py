@@ -127,7 +127,7 @@ def test_identical_rows_are_claimed_by_occurrence(opener) -> None:
 def test_a_silent_run_is_dead_even_if_its_lock_seems_held(opener) -> None:
     """A host cut off from the network may keep its PostgreSQL session for hours: the
     heartbeat decides then."""
-    first, dest = started(opener, 1)
+    first, _ = started(opener, 1)
     second, _ = started(opener, 2)
     with second._write() as db:  # type: ignore[attr-defined]
         db.execute("UPDATE ledger_runs SET beat = beat - 3600000 WHERE id = 1")
@@ -189,7 +189,8 @@ class ClaimsModel(RuleBasedStateMachine):
         if run not in self.stores or row in self.sending[run]:
             return
         store = self.stores[run]
-        answer = store.claim(self.dest, run, keyless(self.people + str(row), row)[1], take_over_unknown=False)
+        claim = keyless(self.people + str(row), row)[1]
+        answer = store.claim(self.dest, run, claim, take_over_unknown=False)
         if answer.holder is not None and not store.alive(answer.holder):
             store.reap(answer.holder)
         elif answer.claimed:
