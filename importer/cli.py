@@ -24,7 +24,7 @@ from importer import __version__, _entry
 from importer.errors import ConfigError, ImporterError
 from importer.ledger import LEDGER_ENV, LedgerStore, Selection, default_location, open_store
 from importer.ledger.admin import Chosen, choose, export_csv, view
-from importer.ledger.store import EXPORT_COLUMNS
+from importer.ledger.store import EXPORT_COLUMNS, RunInfo
 from importer.mapping.check import check_mapping
 from importer.mapping.draft import init_mapping
 from importer.progress import ProgressDisplay
@@ -317,8 +317,17 @@ def _ledger_show(args: argparse.Namespace) -> int:
              f"{shown.entries:,} entries"]
     lines += [f"  {count:>9,}  {name}  (imported {first[:10]} .. {last[:10]})"
               for name, count, first, last in shown.files]
+    lines += [_run_line(run) for run in shown.runs]
     print(_redact("\n".join(lines)))
     return EXIT_OK
+
+
+def _run_line(run: RunInfo) -> str:
+    state = ("running now" if run.alive else
+             "ended without finishing (its claimed rows count as outcome unknown; resume its "
+             "results file to settle them)")
+    return (f"  run {state}: pid {run.pid} on {run.host} since {run.started_at}, results "
+            f"{run.results}, {run.claims:,} rows without a key claimed")
 
 
 def _ledger_export(args: argparse.Namespace) -> int:

@@ -41,6 +41,28 @@ def test_show_counts_entries_by_file(cli, sandbox, imported: Path) -> None:
     assert result.lines[2].startswith("         10  contacts.csv  (imported ")
 
 
+def test_show_lists_runs_in_progress_and_runs_that_died(cli, sandbox, imported: Path,
+                                                       private_ledger: Path) -> None:
+    from importer.ledger import open_store
+    from importer.ledger.fingerprints import field_prints, fields_print
+    from importer.ledger.store import Claim
+
+    fields = {"first_name": "Ann"}
+    claim = Claim(fields_print(fields), field_prints(fields), "night.csv", 2, 1, "2026-11-27")
+    store = open_store(str(private_ledger))
+    try:
+        store.start_run(1, 77, "/srv/night.results.csv")
+        assert store.claim(1, 77, claim, take_over_unknown=False).claimed
+        running = ledger(cli, sandbox, "show").lines[-1]
+        assert running.startswith("  run running now: pid ")
+        assert running.endswith("results /srv/night.results.csv, 1 rows without a key claimed")
+    finally:
+        store.close()
+    assert ledger(cli, sandbox, "show").lines[-1].startswith(
+        "  run ended without finishing (its claimed rows count as outcome unknown; resume its "
+        "results file to settle them)")
+
+
 def test_export_writes_every_entry_as_csv(cli, sandbox, imported: Path, tmp_path: Path) -> None:
     out = tmp_path / "ledger.csv"
     assert ledger(cli, sandbox, "export", "--output", out).code == 0

@@ -13,7 +13,13 @@ from typing import TextIO
 
 from importer.errors import ConfigError
 from importer.ledger.fingerprints import ACCOUNT_ENV, destination
-from importer.ledger.store import EXPORT_COLUMNS, DestinationInfo, LedgerStore, Selection
+from importer.ledger.store import (
+    EXPORT_COLUMNS,
+    DestinationInfo,
+    LedgerStore,
+    RunInfo,
+    Selection,
+)
 from importer.results.writer import FORMULA_PREFIXES
 from importer.sending.client import DEFAULT_API_URL, Target, check_base_url
 from importer.sending.destination import TOKEN_ENV, URL_ENV, sandbox_name
@@ -37,6 +43,8 @@ class LedgerView:
     entries: int
     files: list[tuple[str, int, str, str]]
     """(file, entries, first imported, last imported), most recent first."""
+    runs: list[RunInfo]
+    """Runs registered now: running, or dead and not reaped yet."""
 
 
 def choose(store: LedgerStore, environ: Mapping[str, str], *, number: int | None,
@@ -83,7 +91,7 @@ def view(store: LedgerStore, chosen: Chosen) -> LedgerView:
         counts[name] = counts.get(name, 0) + 1
     listed = sorted(((name, counts[name], span[0], span[1]) for name, span in files.items()),
                     key=lambda item: item[3], reverse=True)
-    return LedgerView(chosen, sum(counts.values()), listed)
+    return LedgerView(chosen, sum(counts.values()), listed, store.runs(chosen.number))
 
 
 def export_csv(store: LedgerStore, chosen: Chosen, selection: Selection, out: TextIO) -> int:

@@ -30,6 +30,7 @@ from importer.ledger.store import (
     DestinationInfo,
     Entry,
     Found,
+    RunInfo,
     Selection,
     entry_row,
     key_rows,
@@ -122,6 +123,9 @@ class Statements:
                            f"WHERE run = {mark}")
         self.drop_run_claims = f"DELETE FROM ledger_claims WHERE run = {mark}"
         self.drop_run = f"DELETE FROM ledger_runs WHERE id = {mark}"
+        self.runs = ("SELECT r.id, r.host, r.pid, r.results, r.started_at, (SELECT count(*) FROM "
+                     "ledger_claims AS c WHERE c.run = r.id) FROM ledger_runs AS r WHERE "
+                     f"r.destination = {mark} ORDER BY r.started_at")
 
     def _schema(self) -> str:
         """The tables, created where missing, and the schema version of a new ledger."""
@@ -349,6 +353,12 @@ class SqlStore(ABC):
             db.execute(self.sql.drop_run_claims, (run,))
             db.execute(self.sql.drop_run, (run,))
         return len(rows)
+
+    def runs(self, destination: int) -> list[RunInfo]:
+        with self._read() as db:
+            rows = db.execute(self.sql.runs, (destination,)).fetchall()
+        return [RunInfo(str(r[1]), int(r[2]), str(r[3]), str(r[4]), int(r[5]),
+                        self.alive(int(r[0]))) for r in rows]
 
     def destinations(self) -> list[DestinationInfo]:
         with self._read() as db:

@@ -48,6 +48,7 @@ __all__ = [
     "Found",
     "LedgerError",
     "LedgerStore",
+    "RunInfo",
     "Selection",
     "entry_row",
     "key_rows",
@@ -140,6 +141,18 @@ class ClaimAnswer:
 
 
 @dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run registered in the ledger, as ``ledger show`` lists it."""
+
+    host: str
+    pid: int
+    results: str
+    started_at: str
+    claims: int
+    alive: bool
+
+
+@dataclass(frozen=True, slots=True)
 class DestinationInfo:
     """A destination the ledger holds entries for, as ``ledger list`` shows it."""
 
@@ -209,6 +222,11 @@ class LedgerStore(Protocol):
 
     def end_run(self, run: int) -> None:
         """The run is over: its claims left unsettled become outcome unknown, its lock ends."""
+        ...
+
+    def runs(self, destination: int) -> list[RunInfo]:
+        """The runs registered for the destination, oldest first: running now, or dead and not
+        reaped yet (their claims count as outcome unknown once a run reaps them)."""
         ...
 
     def destinations(self) -> list[DestinationInfo]:
