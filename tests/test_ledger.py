@@ -243,6 +243,41 @@ def test_a_ledger_that_cannot_be_written_stops_the_run(cli, sandbox, tmp_path: P
         in result.out
 
 
+def test_a_claim_that_fails_once_is_tried_again_and_one_that_keeps_failing_stops_the_run(
+        cli, sandbox, tmp_path: Path, mapping: Path, ledger: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A keyless row must be claimed before it is sent: a passing failure (a lock timeout, a
+    deadlock the database broke) costs a retry; a ledger that stays broken stops the run
+    (exit 3) with the row not sent, never sent unclaimed."""
+    store = type(open_store(ledger))
+    real = store.claim
+    failures = iter([True, False] + [False] * 100)
+
+    def flaky(self, *args: object, **kwargs: object):
+        if next(failures):
+            raise LedgerError("ledger test: deadlock detected")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ledger_module, "RETRY_DELAY", 0.0)
+    monkeypatch.setattr(store, "claim", flaky)
+    export = tmp_path / "e.csv"
+    write_export(export, range(5))
+    assert run(cli, export, mapping, sandbox, "a.csv").code == 0
+    assert len(sandbox.store.records()) == 5
+
+    def broken(self, *args: object, **kwargs: object):
+        raise LedgerError("ledger test: disk I/O error")
+
+    monkeypatch.setattr(store, "claim", broken)
+    write_export(export, range(10, 15))
+    result = run(cli, export, mapping, sandbox, "b.csv")
+    assert result.code == 3
+    assert "STOPPED: cannot claim row 2 in the ledger: ledger test: disk I/O error" in result.out
+    rows = {r["row"]: r["status"] for r in read_results(tmp_path / "b.csv")}
+    assert rows["2"] == "skipped"
+    assert "Zoë10" not in {r["first_name"] for r in sandbox.store.records()}, "not sent"
+
+
 def test_an_unusable_ledger_refuses_the_run_before_sending(cli, sandbox, tmp_path: Path,
                                                            mapping: Path) -> None:
     export = tmp_path / "e.csv"

@@ -35,6 +35,7 @@ from importer.ledger.store import (
     HEARTBEAT,
     UNKNOWN,
     Claim,
+    ClaimAnswer,
     Entry,
     Found,
     LedgerError,
@@ -225,27 +226,38 @@ class RunLedger:
             return None
         claim = Claim(fields_print(fields), field_prints(fields), self.source, row,
                       self._occurrence.get(row, 1), _now())
-        waited = False
+        waited = failures = 0
         while not stop.is_set():
             try:
-                answer = self.store.claim(self.destination, self.run, claim,
-                                          take_over_unknown=self.retry_unknown)
-                if answer.claimed:
-                    with self._lock:
-                        self._claimed[row] = claim.key
-                    return None
-                if answer.found is not None:
-                    return self._held(row, answer.found, waited)
-                if answer.holder is not None and not self.store.alive(answer.holder):
-                    self.store.reap(answer.holder)
-                    continue
+                answer = self._claim_once(claim)
             except LedgerError as exc:
-                self._fail(f"cannot claim row {row} in the ledger: {exc}; rerun with --resume "
-                           "once it works again")
+                failures += 1
+                if failures == WRITE_ATTEMPTS:
+                    self._fail(f"cannot claim row {row} in the ledger: {exc}; rerun with "
+                               "--resume once it works again")
+                    return None
+                stop.wait(RETRY_DELAY * 2 ** (failures - 1))
+                continue
+            if answer.claimed:
                 return None
-            waited = waited or answer.holder is not None
+            if answer.found is not None:
+                return self._held(row, answer.found, bool(waited))
+            waited += answer.holder is not None
             stop.wait(CLAIM_POLL if answer.holder is not None else 0)
         return None
+
+    def _claim_once(self, claim: Claim) -> ClaimAnswer:
+        """One attempt; a claim held by a dead run is reaped at once, so the caller tries
+        again without waiting (and then finds the row outcome-unknown)."""
+        answer = self.store.claim(self.destination, self.run, claim,
+                                  take_over_unknown=self.retry_unknown)
+        if answer.claimed:
+            with self._lock:
+                self._claimed[claim.row] = claim.key
+        elif answer.holder is not None and not self.store.alive(answer.holder):
+            self.store.reap(answer.holder)
+            return ClaimAnswer()
+        return answer
 
     def _held(self, row: int, hit: Found, waited: bool) -> Outcome:
         """The outcome of a keyless row the ledger holds (its fields are its key: unchanged)."""
