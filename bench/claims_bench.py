@@ -17,7 +17,6 @@ Timings are reported, never asserted. Usage: python bench/claims_bench.py [--qui
 
 import argparse
 import csv
-import shutil
 import subprocess
 import sys
 import time
@@ -28,7 +27,13 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(1, str(BENCH_DIR.parent))  # after bench/ itself: `bench` is bench/bench.py
 
 from bench_processes import child_env  # noqa: E402
-from ledger_bench import Folders, importer  # noqa: E402
+from ledger_bench import (  # noqa: E402
+    Folders,
+    fresh_folders,
+    importer,
+    report,
+    throwaway_postgres,
+)
 
 from bench import MAPPING, PYTHON, SandboxProcess  # noqa: E402
 
@@ -87,20 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "out" / "claims")
     args = parser.parse_args(argv)
     rows = 600 if args.quick else 3000
-    folders = Folders(args.out / "data", args.out / "logs")
-    for folder in (folders.data, folders.logs):
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
+    folders = fresh_folders(args.out)
     mapping, export = folders.data / "mapping.yaml", folders.data / "keyless.csv"
     mapping.write_text(MAPPING, encoding="utf-8")
     write_keyless(export, rows)
     with ExitStack() as stack:
         lines = measure(folders, export, mapping, rows, stack, args.postgres)
-    width = max(len(name) for name, _ in lines)
-    report = "\n".join(f"{name:<{width}}  {value}" for name, value in lines) + "\n"
-    print(report, end="")
-    (args.out / "report.txt").write_text(report, encoding="utf-8")
-    shutil.rmtree(folders.data, ignore_errors=True)
+    report(args.out, folders, lines)
     return 0
 
 
@@ -116,7 +114,7 @@ def measure(folders: Folders, export: Path, mapping: Path, rows: int, stack: Exi
     lines += [("SQLite ledger (every row claimed)", _rate(wall, rows, stats)),
               ("  / --no-ledger", f"{wall / base:.2f}x  (target: about 1)")]
     if postgres:
-        url = _postgres(stack)
+        url = throwaway_postgres(stack, "claims_bench")
         wall, stats = one_run(folders, "postgres", export, mapping, stack, "--ledger", url)
         lines += [("PostgreSQL ledger (every row claimed)", _rate(wall, rows, stats)),
                   ("  / --no-ledger", f"{wall / base:.2f}x  (target: about 1)")]
@@ -125,17 +123,6 @@ def measure(folders: Folders, export: Path, mapping: Path, rows: int, stack: Exi
                f"answered {stats} (created once each: {stats.get('201', 0) == rows})"),
               ("  / --no-ledger", f"{wall / base:.2f}x  (both runs together)")]
     return lines
-
-
-def _postgres(stack: ExitStack) -> str:
-    import psycopg
-
-    from tests.postgres_server import running_postgres
-
-    base = stack.enter_context(running_postgres())
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as db:
-        db.execute("CREATE DATABASE claims_bench")
-    return f"{base}/claims_bench"
 
 
 def _rate(wall: float, rows: int, stats: dict[str, int]) -> str:

@@ -136,19 +136,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "out" / "ledger")
     args = parser.parse_args(argv)
     sizes = Sizes(20_000, 19_800, 2_000) if args.quick else Sizes(1_000_000, 990_000, 10_000)
-    folders = Folders(args.out / "data", args.out / "logs")
+    folders = fresh_folders(args.out)
+    with ExitStack() as stack:
+        lines = measure(sizes, folders, stack, args.postgres)
+    report(args.out, folders, lines)
+    return 0
+
+
+def fresh_folders(out: Path) -> Folders:
+    """Empty data and log folders under ``out``."""
+    folders = Folders(out / "data", out / "logs")
     for folder in (folders.data, folders.logs):
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-    lines: list[tuple[str, str]] = []
-    with ExitStack() as stack:
-        lines += measure(sizes, folders, stack, args.postgres)
+    return folders
+
+
+def report(out: Path, folders: Folders, lines: list[tuple[str, str]]) -> None:
+    """Print the lines as a table, keep it in ``out/report.txt``, delete the data."""
     width = max(len(name) for name, _ in lines)
-    report = "\n".join(f"{name:<{width}}  {value}" for name, value in lines) + "\n"
-    print(report, end="")
-    (args.out / "report.txt").write_text(report, encoding="utf-8")
+    text = "\n".join(f"{name:<{width}}  {value}" for name, value in lines) + "\n"
+    print(text, end="")
+    (out / "report.txt").write_text(text, encoding="utf-8")
     shutil.rmtree(folders.data, ignore_errors=True)
-    return 0
+
+
+def throwaway_postgres(stack: ExitStack, name: str) -> str:
+    """A database ``name`` in a PostgreSQL server that lives as long as ``stack``."""
+    import psycopg
+
+    from tests.postgres_server import running_postgres
+
+    base = stack.enter_context(running_postgres())
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as db:
+        db.execute(f"CREATE DATABASE {name}")
+    return f"{base}/{name}"
 
 
 def measure(sizes: Sizes, folders: Folders, stack: ExitStack,
@@ -205,14 +227,7 @@ def _ledger_lines(kind: str, wall: float, stats: dict[str, int], dry: float, alo
 
 def _postgres(folders: Folders, export: Path, mapping: Path, sizes: Sizes, dry: float,
               alone: float, stack: ExitStack) -> list[tuple[str, str]]:
-    import psycopg
-
-    from tests.postgres_server import running_postgres
-
-    base = stack.enter_context(running_postgres())
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as db:
-        db.execute("CREATE DATABASE ledger_bench")
-    url = f"{base}/ledger_bench"
+    url = throwaway_postgres(stack, "ledger_bench")
     target = SandboxProcess("with-postgres-ledger", folders)  # type: ignore[arg-type]
     target.__enter__()
     stack.callback(target.__exit__)
