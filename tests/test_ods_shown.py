@@ -138,3 +138,41 @@ def test_a_number_with_words_in_its_xlsx_format_is_sent_as_shown(tmp_path: Path)
         sheet.cell(sheet.max_row, 2).number_format = shown
     book.save(tmp_path / "words.xlsx")
     assert [row[1] for row in _values(tmp_path / "words.xlsx")] == ["42 kg", "Q7", "42", "4.2"]
+
+
+def _formula(attributes: str, shown: str) -> str:
+    return (f'<table:table-cell table:formula="of:=X()" {attributes}>'
+            f"<text:p>{shown}</text:p></table:table-cell>")
+
+
+def test_formula_errors_are_found_with_or_without_libreoffice_s_extension(
+        tmp_path: Path) -> None:
+    """LibreOffice marks an error ``calcext:value-type="error"``; a writer without that
+    extension leaves an empty text value showing the error. Texts that only look like errors
+    (typed, or a formula's text result) are values, sent as they are."""
+    calcext = (b'xmlns:calcext="urn:org:documentfoundation:names:experimental:calc:xmlns:'
+               b'calcext:1.0" ')
+    cells = [
+        _formula('office:value-type="string" office:string-value="" calcext:value-type="error"',
+                 "#N/A"),
+        _formula('office:value-type="string" office:string-value=""', "#DIV/0!"),
+        _formula('office:value-type="string" office:string-value=""', "Err:502"),
+        _formula('office:value-type="string" office:string-value="#N/A"', "#N/A"),
+        _string("<text:p>#REF!</text:p>"),
+    ]
+    path = _ods(tmp_path, cells)
+    with zipfile.ZipFile(path) as archive:
+        content = archive.read("content.xml").replace(b"<office:document-content ",
+                                                      b"<office:document-content " + calcext)
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        archive.writestr("content.xml", content)
+        archive.writestr("META-INF/manifest.xml", MANIFEST)
+    [batch] = open_table(path, ReadOptions()).batches()
+    errors = {(batch.rows[i], column): p.message for (i, column), p in batch.cell_problems.items()}
+    assert errors == {
+        (2, 1): "cell B2 shows #N/A, a formula error; fix the formula or clear the cell",
+        (3, 1): "cell B3 shows #DIV/0!, a formula error; fix the formula or clear the cell",
+        (4, 1): "cell B4 shows Err:502, a formula error; fix the formula or clear the cell",
+    }
+    assert [row[1] for row in batch.cells][3:] == ["#N/A", "#REF!"]

@@ -217,3 +217,30 @@ def test_the_hidden_empty_rest_of_an_ods_sheet_costs_nothing() -> None:
            b'<table:table-row table:number-rows-repeated="1048574" '
            b'table:visibility="collapse"><table:table-cell/></table:table-row></table:table>')
     assert _scan(xml, xml.index(b">") + 1).hidden_rows == {1}
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_formula_errors_are_never_sent_as_empty_values(suffix: str, cli, sandbox,
+                                                        tmp_path: Path) -> None:
+    """An Excel user's failing formulas saved by LibreOffice (see specs/sheets.json): calamine
+    reads each error cell as empty, but the person saw #N/A, #DIV/0!, ...: the row is invalid
+    (`cell-error`) naming the cell and the error, and nothing is sent in its place. A text that
+    only looks like an error is sent; an error in a column the mapping does not use is not
+    the row's problem."""
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("version: 1\ncustom_fields: [notes]\nfields:\n  first_name: First Name\n"
+                       "  email: Email\n  notes: Score\n", encoding="utf-8")
+    result = cli("run", SHEETS / f"formula-errors.{suffix}", "--mapping", mapping,
+                 "--api-url", sandbox.url, "--results", tmp_path / "r.csv")
+    assert result.code == 0, result.err
+    rows = {r["row"]: r for r in read_results(tmp_path / "r.csv")}
+    errors = {"2": "#N/A", "3": "#DIV/0!", "4": "#VALUE!", "5": "#REF!", "6": "#NAME?",
+              "7": "Err:502" if suffix == "ods" else "#VALUE!"}
+    for number, shown in errors.items():
+        assert rows[number]["status"] == "invalid"
+        assert rows[number]["error_code"] == "cell-error"
+        assert f"cell C{number} shows {shown}, a formula error" in rows[number]["error"]
+    assert {n: r["status"] for n, r in rows.items() if n not in errors} == {
+        "8": "created", "9": "created", "10": "created"}
+    stored = sorted((r["first_name"], r.get("notes")) for r in sandbox.store.records())
+    assert stored == [("Gus", "#N/A"), ("Hal", None), ("Ivy", "7")]

@@ -11,7 +11,9 @@ the number 45352 shown ``03/01/24``; ``=TRUE()`` as 1 shown ``TRUE``), whatever 
 has (such formula cells often have none). A shown text is used only when it shows the value
 itself (the same date, the same digits), so a stale text is never trusted. Text cells with a
 tab or a line break (``<text:tab/>``, ``<text:line-break/>``), which calamine drops, are
-rebuilt from their paragraphs.
+rebuilt from their paragraphs. A formula that fails shows its error (``#N/A``, ``#DIV/0!``,
+LibreOffice's ``Err:502``) while calamine reads an empty cell, so error cells are reported with
+the text they show, as XLSX ones are.
 """
 
 import datetime as dt
@@ -51,6 +53,8 @@ DATE_AS_TIME_HOURS = 24 * 366
 MAX_REPEAT = 1 << 20
 MAX_HIDDEN_REPEAT = 1 << 16
 """A hidden block of more repeated rows is the empty rest of the sheet hidden, not data."""
+ERROR_TEXT = re.compile(r"#(?:N/A|NULL!|DIV/0!|VALUE!|REF!|NAME\?|NUM!)|Err:\d{3}")
+"""What a failed formula shows, in Excel's words and LibreOffice's own (``Err:502``)."""
 
 
 @dataclass
@@ -62,6 +66,8 @@ class OdsDetails:
     shown: dict[tuple[int, int], str] = field(default_factory=dict)
     hidden_rows: set[int] = field(default_factory=set)
     hidden_columns: set[int] = field(default_factory=set)
+    errors: dict[tuple[int, int], str] = field(default_factory=dict)
+    """Formula cells that show an error, with the error's text."""
 
 
 def ods_details(path: str, sheet: str) -> OdsDetails:
@@ -119,6 +125,11 @@ def _cell(details: OdsDetails, xml: bytes, end: int, attributes: dict[bytes, byt
     if rows > 1 or columns > 1:
         details.merged.append((row, column, row + rows - 1, column + columns - 1))
     kind = attributes.get(b"value-type")
+    if b"formula" in attributes and not empty and _is_error(kind, attributes):
+        shown = _shown_text(xml, end)
+        if kind == b"error" or ERROR_TEXT.fullmatch(shown):
+            details.errors[(row, column)] = shown or "#ERROR"
+        return
     if kind == b"time":
         text = _time_text(attributes.get(b"time-value", b""))
         if text:
@@ -134,6 +145,13 @@ def _cell(details: OdsDetails, xml: bytes, end: int, attributes: dict[bytes, byt
         return
     if text:
         details.shown[(row, column)] = text
+
+
+def _is_error(kind: bytes | None, attributes: dict[bytes, bytes]) -> bool:
+    """LibreOffice marks an error cell ``calcext:value-type="error"`` (the last value-type
+    attribute, so the one ``kind`` holds); a writer without that extension stores an empty
+    text value (``office:string-value=""``) whose shown text is the error."""
+    return kind == b"error" or (kind == b"string" and attributes.get(b"string-value") == b"")
 
 
 def _float_text(text: str, raw: bytes) -> str:

@@ -137,6 +137,7 @@ def read_workbook(path: Path, kind: str, sheet: str | None) -> SheetRead:
     details = (cell_details(str(path), name) if kind == "xlsx"
                else xls_details(str(path), name) if kind == "xls" else CellDetails())
     ods = ods_details(str(path), name) if kind == "ods" else OdsDetails()
+    details.errors.update(ods.errors)
     merged = ods.merged if kind == "ods" else _merged(data)
     chunks = _chunks(path, data, _Details(details, ods.shown), nuls=kind == "xls")
     others = [] if sheet is not None else [n for n in _visible(book) if n != name]

@@ -60,7 +60,7 @@ class Code(StrEnum):
         "the values again")
     CELL_ERROR = (
         "cell-error", Status.INVALID, "Formula error",
-        "an XLSX cell shows a formula error (`#N/A`, `#DIV/0!`)",
+        "an XLSX, XLS or ODS cell shows a formula error (`#N/A`, `#DIV/0!`, `Err:502`)",
         "fix the formula or clear the cell",
         "cell {cell} shows {error}, a formula error; fix the formula or clear the cell")
     NOT_A_CONTACT = (
