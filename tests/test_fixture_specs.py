@@ -8,7 +8,7 @@ must name the same files, and every readable file must have a reviewed ``.expect
 
 from pathlib import Path
 
-from tests.fixtures.generators import FIXTURES, hostile, load_spec, text_exports
+from tests.fixtures.generators import FIXTURES, hostile, load_spec, text_exports, workbooks
 
 
 def test_text_exports_are_what_their_rows_and_encodings_make(tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ def test_hostile_files_expectations_and_readme_are_what_their_cases_make() -> No
 
 def test_every_fixture_folder_holds_exactly_what_the_specs_name() -> None:
     books = load_spec("workbooks.json").values()
-    saved = {path for book in books for path in book["saved_as"]}
+    saved = {path for book in books for path in workbooks.saved_paths(book)}
     readable = {f"readable/{e['file']}" for e in load_spec("text-exports.json")}
     readable |= {path for path in saved if path.startswith("readable/")}
     hostile_files = {f"hostile/{case['file']}" for case in load_spec("hostile.json")["cases"]}
@@ -45,5 +45,4 @@ def test_every_fixture_folder_holds_exactly_what_the_specs_name() -> None:
         p for p in expected if p.startswith("hostile/")}
     made_by_libreoffice = {f"hostile/{c['file']}" for c in load_spec("hostile.json")["cases"]
                            if c["made_by"]["kind"] == "libreoffice"}
-    assert made_by_libreoffice <= saved | {
-        path for book in books for path in book.get("saved_with_password", [])}
+    assert made_by_libreoffice <= saved

@@ -4,21 +4,25 @@ The name is only a hint: a workbook saved as ``.csv`` is still read as a workboo
 file named ``.xlsx`` is refused, because it means the file is not what its sender thinks it is.
 """
 
+import io
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import IO
 
 from importer.errors import InputError
+from importer.readers.protection import unlocked
 from importer.readers.table import (
     Hidden,
+    PasswordProtected,
     Table,
     column_letter,
     looks_binary,
     password_protected,
 )
 from importer.readers.text import DELIMITER_NAMES, count_lines, encoding_detail, read_text
-from importer.readers.workbook import check_zip, read_workbook
+from importer.readers.workbook import SheetRead, check_zip, read_workbook
 
 __all__ = ["ReadOptions", "Table", "column_letter", "describe", "open_table"]
 
@@ -29,6 +33,9 @@ ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
 WORKBOOK_STREAM = "Workbook".encode("utf-16-le")
 BOOK_STREAM = "Book\x00".encode("utf-16-le")
 """Excel 97 and later keep the sheets in an OLE stream named Workbook; Excel 5.0/95 in Book."""
+ENCRYPTED_OOXML = "encrypted-ooxml"
+"""An XLSX (or XLSM, XLSB) encrypted into an OLE file: an EncryptedPackage stream."""
+DEFAULT_PASSWORD_NOTE = "opened with Excel's default password (no password is asked)"
 FOREIGN_MAGIC = {
     b"%PDF": "a PDF document",
     b"\x89PNG": "a PNG image",
@@ -64,22 +71,40 @@ def open_table(path: Path, options: ReadOptions) -> Table:
     """The file's headers and a stream of its data rows; raises ``InputError`` for anything else."""
     head = _read_head(path)
     kind = _sniff(path, head)
+    content = None
+    if kind == ENCRYPTED_OOXML:
+        content = unlocked(path)
+        kind = _zip_kind(path, io.BytesIO(content))
     if kind in ("xlsx", "xlsb", "ods"):
-        check_zip(path)
+        check_zip(path, content)
     if kind == "csv":
         chunks, encoding, delimiter = read_text(path, head, options.encoding, options.delimiter)
         detail = (f"{encoding_detail(path, encoding)}, "
                   f"{DELIMITER_NAMES.get(delimiter, repr(delimiter))}-separated")
         return Table(path, chunks, header_row=options.header_row, strict_width=True,
                      detail=detail, total_rows=count_lines(path))
-    sheet = read_workbook(path, kind, options.sheet)
+    sheet, content = _read_sheet(path, kind, options.sheet, content)
+    note = f", {DEFAULT_PASSWORD_NOTE}" if content is not None else ""
     table = Table(path, sheet.chunks, header_row=options.header_row, column_offset=sheet.offset,
-                  detail=f"{kind.upper()}, sheet {sheet.name!r}", total_rows=sheet.height,
+                  detail=f"{kind.upper()}{note}, sheet {sheet.name!r}", total_rows=sheet.height,
                   merged=sheet.merged, sheet=sheet.name,
                   hidden=Hidden(sheet.hidden_rows, sheet.hidden_columns,
                                 options.skip_hidden_rows))
     table.other_sheets = [_opener(path, options, name) for name in sheet.others]
     return table
+
+
+def _read_sheet(path: Path, kind: str, sheet: str | None,
+                content: bytes | None) -> tuple[SheetRead, bytes | None]:
+    """The sheet, and the decrypted bytes it was read from (``None``: the file itself). An XLS
+    shows it is encrypted only once opened, so it is decrypted here if it must be."""
+    try:
+        return read_workbook(path, kind, sheet, content), content
+    except PasswordProtected:
+        if kind != "xls" or content is not None:
+            raise
+    content = unlocked(path)
+    return read_workbook(path, kind, sheet, content), content
 
 
 def _opener(path: Path, options: ReadOptions, sheet: str) -> Callable[[], Table]:
@@ -131,9 +156,10 @@ def _sniff(path: Path, head: bytes) -> str:
     return "csv"
 
 
-def _zip_kind(path: Path) -> str:
+def _zip_kind(path: Path, content: IO[bytes] | None = None) -> str:
+    """What the zip holds; ``content``: a decrypted workbook's bytes (messages name ``path``)."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(content or path) as archive:
             names = set(archive.namelist())
             if "mimetype" in names:
                 mimetype = archive.read("mimetype")[:100]
@@ -154,7 +180,7 @@ def _zip_kind(path: Path) -> str:
 def _ole_kind(path: Path) -> str:
     data = path.read_bytes()
     if ENCRYPTED_STREAM in data:
-        raise password_protected(path)
+        return ENCRYPTED_OOXML
     if WORKBOOK_STREAM not in data and BOOK_STREAM in data:
         raise InputError(f"{path}: is an Excel 5.0/95 workbook (or older), a format this tool "
                          "does not read; open it in Excel or LibreOffice and save it as XLSX")

@@ -308,9 +308,14 @@ def looks_binary(sample: str) -> bool:
     return "\x00" in sample or control > max(8, len(sample) // 100)
 
 
-def password_protected(path: Path) -> InputError:
-    return InputError(f"{path}: the workbook is password-protected; save a copy without a "
-                      "password and import that")
+class PasswordProtected(InputError):
+    """The workbook is encrypted; an XLS may still be locked only with Excel's default
+    password, which ``protection.unlocked`` tries before the run is refused."""
+
+
+def password_protected(path: Path) -> PasswordProtected:
+    return PasswordProtected(f"{path}: the workbook is password-protected; save a copy without "
+                             "a password and import that")
 
 
 def _rows_after(chunk: RawChunk, header_row: int) -> RawChunk:

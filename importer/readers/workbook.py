@@ -8,6 +8,7 @@ its prolog parsed with defusedxml, so zip bombs and entity bombs are refused, no
 
 import datetime as dt
 import decimal
+import io
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,17 +41,18 @@ EXACT_DIGITS = 15
 ODS_PARTS = frozenset({"content.xml", "styles.xml", "META-INF/manifest.xml"})
 
 
-def check_zip(path: Path) -> None:
+def check_zip(path: Path, content: bytes | None = None) -> None:
     """Refuse zip and XML bombs before any parser allocates memory for them.
 
     Every part's size is checked, but only the parts a reader parses are checked as XML: an
     empty settings part that LibreOffice 5.1 and OpenOffice 4.0 write
     (``Configurations2/accelerator/current.xml``) is nobody's business, not damage.
+    ``content``: the workbook decrypted in memory (see ``protection``), checked the same way.
     """
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(_source(path, content)) as archive:
             members = archive.infolist()
-            _check_sizes(path, members)
+            _check_sizes(path, members, len(content) if content is not None else None)
             for member in members:
                 if _is_read(member.filename):
                     with archive.open(member) as stream:
@@ -58,6 +60,10 @@ def check_zip(path: Path) -> None:
     except zipfile.BadZipFile as exc:
         raise InputError(f"{path}: the workbook is damaged (truncated or not a complete file); "
                          "export or download it again") from exc
+
+
+def _source(path: Path, content: bytes | None) -> Path | IO[bytes]:
+    return io.BytesIO(content) if content is not None else path
 
 
 def _is_read(name: str) -> bool:
@@ -68,7 +74,7 @@ def _is_read(name: str) -> bool:
             or name in ODS_PARTS)
 
 
-def _check_sizes(path: Path, members: list[zipfile.ZipInfo]) -> None:
+def _check_sizes(path: Path, members: list[zipfile.ZipInfo], size: int | None) -> None:
     if len(members) > MAX_ZIP_MEMBERS:
         raise InputError(f"{path}: holds {len(members):,} parts, far more than any workbook; "
                          "refusing to read it")
@@ -78,7 +84,8 @@ def _check_sizes(path: Path, members: list[zipfile.ZipInfo]) -> None:
     if bomb or total > MAX_UNCOMPRESSED:
         what = "the shape of a zip bomb" if bomb else "more than a workbook reader can hold"
         raise InputError(f"{path}: unpacks to {total / 2**20:,.0f} MB from "
-                         f"{path.stat().st_size / 2**20:,.1f} MB, {what}; refusing to read it "
+                         f"{(size or path.stat().st_size) / 2**20:,.1f} MB, {what}; refusing "
+                         "to read it "
                          "(save very large sheets as CSV)")
 
 
@@ -119,23 +126,30 @@ class SheetRead:
     """The other visible worksheets, when no sheet was named (to look for the headers)."""
 
 
-def read_workbook(path: Path, kind: str, sheet: str | None) -> SheetRead:
-    """Rows of one sheet as text, its first column index, its name and its last row number."""
+def read_workbook(path: Path, kind: str, sheet: str | None,
+                  content: bytes | None = None) -> SheetRead:
+    """Rows of one sheet as text, its first column index, its name and its last row number.
+
+    ``content``: the workbook's bytes when they are not the file's (decrypted in memory);
+    messages still name ``path``."""
     try:
-        book = python_calamine.CalamineWorkbook.from_path(str(path))
+        book = (python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(content))
+                if content is not None else python_calamine.CalamineWorkbook.from_path(str(path)))
         name = _choose_sheet(path, book, sheet)
         data = book.get_sheet_by_name(name)
     except InputError:
         raise
     except Exception as exc:
+        if _says_password(exc):
+            raise password_protected(path) from exc
         raise InputError(_calamine_message(path, kind, exc)) from exc
     if data.width > MAX_COLUMNS:
         raise InputError(f"{path}: sheet {name!r} is {data.width:,} columns wide, more than the "
                          f"{MAX_COLUMNS:,} a contact export can have; check this is the right file")
     offset = data.start[1] if data.start else 0
     height = data.end[0] + 1 if data.end else 0
-    details = (cell_details(str(path), name) if kind == "xlsx"
-               else xls_details(str(path), name) if kind == "xls" else CellDetails())
+    details = (cell_details(_source(path, content), name) if kind == "xlsx"
+               else xls_details(str(path), name, content) if kind == "xls" else CellDetails())
     ods = ods_details(str(path), name) if kind == "ods" else OdsDetails()
     details.errors.update(ods.errors)
     merged = ods.merged if kind == "ods" else _merged(data)
@@ -176,10 +190,12 @@ def _visible(book: python_calamine.CalamineWorkbook) -> list[str]:
             and m.visible == python_calamine.SheetVisibleEnum.Visible]
 
 
-def _calamine_message(path: Path, kind: str, exc: Exception) -> str:
+def _says_password(exc: Exception) -> bool:
     text = str(exc).lower()
-    if "password" in text or "encrypt" in text:
-        return str(password_protected(path))
+    return "password" in text or "encrypt" in text
+
+
+def _calamine_message(path: Path, kind: str, exc: Exception) -> str:
     return (f"{path}: cannot be read as {kind.upper()} ({str(exc)[:120]}); open it in a "
             "spreadsheet application and save it again")
 

@@ -21,12 +21,13 @@ from importer.readers.xlsx_cells import CellDetails, padded_pattern
 __all__ = ["xls_details"]
 
 
-def xls_details(path: str, sheet: str) -> CellDetails:
+def xls_details(path: str, sheet: str, content: bytes | None = None) -> CellDetails:
     """Zero-padded number cells and error cells of the sheet; nothing when xlrd cannot read
-    the file (the values calamine read stay as they are)."""
+    the file (the values calamine read stay as they are). ``content``: the workbook decrypted
+    in memory, when the file is encrypted."""
     try:
-        book = xlrd.open_workbook(path, formatting_info=True, on_demand=True,
-                                  logfile=io.StringIO(), verbosity=0)
+        book = xlrd.open_workbook(path, file_contents=content, formatting_info=True,
+                                  on_demand=True, logfile=io.StringIO(), verbosity=0)
     except (XLRDError, OSError, ValueError, KeyError, IndexError, AssertionError):
         return CellDetails()
     try:

@@ -10,7 +10,8 @@ to know which styles pad). Other formats (decimals, currency, dates) are left to
 import re
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
+from typing import IO
 
 from defusedxml.ElementTree import fromstring
 
@@ -45,7 +46,8 @@ class CellDetails:
     """Cells formatted as dates holding a serial no calendar shows (0, negative, past 9999)."""
 
 
-def cell_details(path: str, sheet: str) -> CellDetails:
+def cell_details(path: Path | IO[bytes], sheet: str) -> CellDetails:
+    """The sheet's details, from the workbook's file or its decrypted bytes."""
     with zipfile.ZipFile(path) as archive:
         part = _sheet_part(archive, sheet)
         if part is None:
