@@ -4,7 +4,8 @@ Excel encrypts an XLS whose workbook structure is protected (and LibreOffice doe
 it saves one), and some exporters encrypt XLSX files so that they open read-only, with the
 password Excel itself knows, ``VelvetSweatshop``. A person opening such a file sees no password
 prompt, so refusing it as password-protected would be wrong. msoffcrypto-tool decrypts it with
-that password in memory (XLS: RC4 and RC4 CryptoAPI; XLSX: ECMA-376 standard and agile), and
+that password in memory (XLS: RC4 and RC4 CryptoAPI, through an unnamed temporary file the
+library deletes as it closes it; XLSX: ECMA-376 standard and agile), and
 the decrypted workbook then goes through every check a plain one does (zip bombs, XML
 entities). Any other password is refused with the same line as before: the tool never asks
 for, guesses or stores a password.
