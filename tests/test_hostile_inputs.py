@@ -64,11 +64,36 @@ def _lying_zip(path: Path) -> str:
     return "the workbook is damaged"
 
 
+def _corrupt_deflate(path: Path) -> str:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/workbook.xml", "<workbook>" + "x" * 50_000 + "</workbook>")
+    data = bytearray(path.read_bytes())
+    start = data.find(b"xl/workbook.xml") + len("xl/workbook.xml") + 20
+    data[start:start + 40] = bytes(b ^ 0x5A for b in data[start:start + 40])
+    path.write_bytes(bytes(data))
+    return "the workbook is damaged"
+
+
+def _cut_part(path: Path) -> str:
+    """The central directory says the part's compressed data runs past the end of the file."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("xl/workbook.xml", "<workbook>" + "".join(
+            f"<s>{i * 7919 % 100003}</s>" for i in range(100_000)) + "</workbook>")
+    data = bytearray(path.read_bytes())
+    central = data.rfind(b"xl/workbook.xml") - 46
+    data[central + 20:central + 24] = (0x7FFFFFFF).to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+    return "the workbook is damaged"
+
+
 CASES = {
     "long-line.csv": _long_line, "huge-cell.csv": _huge_cell, "wide.csv": _wide,
     "folder.csv": _folder, "missing.csv": _missing, "legacy.csv": _not_utf8_or_1252,
     "late-nul.csv": _late_nul, "report.xls": _html_as_xls, "scan.csv": _pdf,
-    "lying-sizes.xlsx": _lying_zip,
+    "lying-sizes.xlsx": _lying_zip, "corrupt-deflate.xlsx": _corrupt_deflate,
+    "cut-part.xlsx": _cut_part,
 }
 
 

@@ -10,6 +10,7 @@ import datetime as dt
 import decimal
 import io
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -57,7 +58,9 @@ def check_zip(path: Path, content: bytes | None = None) -> None:
                 if _is_read(member.filename):
                     with archive.open(member) as stream:
                         _check_xml(path, member.filename, stream)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        # zlib.error: a part's compressed data is corrupt; EOFError: the file ends before a
+        # part's declared compressed size does.
         raise InputError(f"{path}: the workbook is damaged (truncated or not a complete file); "
                          "export or download it again") from exc
 
