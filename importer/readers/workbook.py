@@ -2,8 +2,10 @@
 
 calamine (python-calamine) is the one engine for every workbook format: it reads cached formula
 values, knows which numbers are dates, and is many times faster than openpyxl on large sheets.
-Before calamine sees a zipped workbook, every XML part is decompressed once under size limits and
-its prolog parsed with defusedxml, so zip bombs and entity bombs are refused, not expanded.
+Before calamine sees a zipped workbook, every part is decompressed once, counting the bytes it
+really unpacks to and stopping at the limits, and every XML part's prolog is parsed with
+defusedxml, so zip bombs and entity bombs are refused, not expanded. The sizes a zip declares
+are not trusted either way: some exporters misstate them, and a bomb would understate them.
 """
 
 import datetime as dt
@@ -45,24 +47,43 @@ ODS_PARTS = frozenset({"content.xml", "styles.xml", "META-INF/manifest.xml"})
 def check_zip(path: Path, content: bytes | None = None) -> None:
     """Refuse zip and XML bombs before any parser allocates memory for them.
 
-    Every part's size is checked, but only the parts a reader parses are checked as XML: an
-    empty settings part that LibreOffice 5.1 and OpenOffice 4.0 write
-    (``Configurations2/accelerator/current.xml``) is nobody's business, not damage.
-    ``content``: the workbook decrypted in memory (see ``protection``), checked the same way.
+    Every part is unpacked as a stream and its real size counted, but only the parts a reader
+    parses are checked as XML or for damage: an empty settings part that LibreOffice 5.1 and
+    OpenOffice 4.0 write (``Configurations2/accelerator/current.xml``), or a thumbnail with a
+    bad checksum, is nobody's business. ``content``: the workbook decrypted in memory (see
+    ``protection``), checked the same way.
     """
+    size = len(content) if content is not None else path.stat().st_size
     try:
         with zipfile.ZipFile(_source(path, content)) as archive:
             members = archive.infolist()
-            _check_sizes(path, members, len(content) if content is not None else None)
+            if len(members) > MAX_ZIP_MEMBERS:
+                raise InputError(f"{path}: holds {len(members):,} parts, far more than any "
+                                 "workbook; refusing to read it")
+            unpacked = _Unpacked(path, size)
             for member in members:
-                if _is_read(member.filename):
-                    with archive.open(member) as stream:
-                        _check_xml(path, member.filename, stream)
+                _unpack(path, archive, member, unpacked)
     except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
         # zlib.error: a part's compressed data is corrupt; EOFError: the file ends before a
         # part's declared compressed size does.
         raise InputError(f"{path}: the workbook is damaged (truncated or not a complete file); "
                          "export or download it again") from exc
+
+
+def _unpack(path: Path, archive: zipfile.ZipFile, member: zipfile.ZipInfo,
+            unpacked: "_Unpacked") -> None:
+    """Unpack one part, counting its bytes (a bomb is refused whoever reads the part)."""
+    read = _is_read(member.filename)
+    try:
+        with archive.open(member) as raw:
+            stream = unpacked.part(member, raw)
+            if read:
+                _check_xml(path, member.filename, stream)
+            while stream.read(1 << 20):
+                pass
+    except (zipfile.BadZipFile, zlib.error, EOFError):
+        if read:
+            raise
 
 
 def _source(path: Path, content: bytes | None) -> Path | IO[bytes]:
@@ -77,32 +98,63 @@ def _is_read(name: str) -> bool:
             or name in ODS_PARTS)
 
 
-def _check_sizes(path: Path, members: list[zipfile.ZipInfo], size: int | None) -> None:
-    if len(members) > MAX_ZIP_MEMBERS:
-        raise InputError(f"{path}: holds {len(members):,} parts, far more than any workbook; "
-                         "refusing to read it")
-    total = sum(m.file_size for m in members)
-    bomb = any(m.file_size > RATIO_CHECK_ABOVE and m.file_size > MAX_RATIO * max(1, m.compress_size)
-               for m in members)
-    if bomb or total > MAX_UNCOMPRESSED:
-        what = "the shape of a zip bomb" if bomb else "more than a workbook reader can hold"
-        raise InputError(f"{path}: unpacks to {total / 2**20:,.0f} MB from "
-                         f"{(size or path.stat().st_size) / 2**20:,.1f} MB, {what}; refusing "
-                         "to read it "
-                         "(save very large sheets as CSV)")
+class _Unpacked:
+    """The bytes the workbook's parts really unpack to, counted as they are read.
+
+    A part is a bomb when it unpacks to more than 10 MiB and to more than 200 times its
+    compressed bytes (XML compresses 10 to 100 times); the whole workbook may unpack to 1 GiB.
+    The compressed size is the declared one, but never more than the file itself. Reading
+    stops at the first byte past a limit, so a bomb costs at most that much work and no
+    memory. zipfile also stops a part at its declared size and checks its CRC, so a part that
+    understates its size is refused as damaged (calamine refuses it too)."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self.size = size
+        self.total = 0
+
+    def part(self, member: zipfile.ZipInfo, raw: IO[bytes]) -> "_Counted":
+        return _Counted(self, member, raw)
+
+    def add(self, member: zipfile.ZipInfo, part_bytes: int, count: int) -> None:
+        self.total += count
+        packed = max(1, min(member.compress_size, self.size))
+        if part_bytes > RATIO_CHECK_ABOVE and part_bytes > MAX_RATIO * packed:
+            self._refuse(f"{member.filename} unpacks to more than {part_bytes / 2**20:,.0f} MB",
+                         "the shape of a zip bomb")
+        if self.total > MAX_UNCOMPRESSED:
+            self._refuse(f"unpacks to more than {MAX_UNCOMPRESSED / 2**20:,.0f} MB",
+                         "more than a workbook reader can hold")
+
+    def _refuse(self, what: str, shape: str) -> None:
+        raise InputError(f"{self.path}: {what} from {self.size / 2**20:,.1f} MB, {shape}; "
+                         "refusing to read it (save very large sheets as CSV)")
 
 
-def _check_xml(path: Path, name: str, stream: IO[bytes]) -> None:
-    """Parse only up to the root element (where a DTD must appear), then drain the rest.
+class _Counted(io.RawIOBase):
+    """One part's stream, counting what it unpacks to."""
 
-    Draining makes zipfile check each part's CRC and declared size, so a part cannot unpack
-    to more than the sizes checked above claimed.
-    """
+    def __init__(self, unpacked: _Unpacked, member: zipfile.ZipInfo, raw: IO[bytes]) -> None:
+        super().__init__()
+        self.unpacked, self.member, self.raw = unpacked, member, raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(1 << 20 if size is None or size < 0 else size)
+        self.count += len(data)
+        self.unpacked.add(self.member, self.count, len(data))
+        return data
+
+
+def _check_xml(path: Path, name: str, stream: io.RawIOBase) -> None:
+    """Parse only up to the root element (where a DTD must appear); the caller drains the
+    rest, counting it."""
     try:
         for _ in iterparse(stream, events=("start",), forbid_dtd=True):
             break
-        while stream.read(1 << 20):
-            pass
     except DefusedXmlException as exc:
         raise InputError(f"{path}: {name} declares XML entities or a DTD (an entity bomb or an "
                          "external reference); refusing to read it") from exc
