@@ -62,6 +62,15 @@ def test_the_three_formats_send_what_the_sheet_shows(suffix: str) -> None:
     assert rows == expected
 
 
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_a_locale_tag_in_a_zero_padded_format_changes_no_digit(suffix: str) -> None:
+    """``[$-409]00000`` (a format picked for English (US)) shows 02134 as ``00000`` does."""
+    assert _rows(open_table(SHEETS / f"locale-formats.{suffix}", ReadOptions())) == [
+        ["Ann", "ann@example.com", "02134", "012-34-5678"],
+        ["Bob", "bob@example.com", "00501", "123-45-6789"],
+    ]
+
+
 def test_ods_time_values_as_they_show() -> None:
     from importer.readers.ods_cells import _time_text
 

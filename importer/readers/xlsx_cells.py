@@ -32,6 +32,9 @@ ERROR_CELL = re.compile(rb'<(?:\w+:)?c\b([^>]*\bt="e"[^>]*)>')
 ODD_SERIAL = re.compile(rb"<(?:\w+:)?v>(-[^<]{1,40}|0(?:\.[^<]{1,40})?|\d{7,}(?:\.[^<]{0,40})?)"
                         rb"</")
 CELL_START = re.compile(rb"(?:\w+:)?c\b([^>]*)>")
+LOCALE_TAG = re.compile(r"\[\$-[0-9A-Fa-f]{1,8}\]")
+"""``[$-409]``: the language a format was picked for (English (US)); it changes no digit. A
+tag with a currency symbol (``[$€-407]``) shows the symbol, so it is left alone."""
 
 
 @dataclass
@@ -101,6 +104,7 @@ def padded_pattern(pattern: str) -> bool:
 def _pieces(pattern: str) -> list[str | None] | None:
     """``00000-0000`` -> [None]*5 + ["-"] + [None]*4; None for anything but digits and text,
     and for a lone ``0`` without words (``0 "kg"`` shows ``42 kg``, as ODS sends it)."""
+    pattern = LOCALE_TAG.sub("", pattern)
     pieces: list[str | None] = []
     i = 0
     while i < len(pattern):
