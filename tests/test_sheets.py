@@ -235,7 +235,8 @@ def test_formula_errors_are_never_sent_as_empty_values(suffix: str, cli, sandbox
     reads each error cell as empty, but the person saw #N/A, #DIV/0!, ...: the row is invalid
     (`cell-error`) naming the cell and the error, and nothing is sent in its place. A text that
     only looks like an error is sent; an error in a column the mapping does not use is not
-    the row's problem."""
+    the row's problem. A row whose every cell failed (a lookup) is such a row, not an empty
+    one."""
     mapping = tmp_path / "m.yaml"
     mapping.write_text("version: 1\ncustom_fields: [notes]\nfields:\n  first_name: First Name\n"
                        "  email: Email\n  notes: Score\n", encoding="utf-8")
@@ -244,12 +245,17 @@ def test_formula_errors_are_never_sent_as_empty_values(suffix: str, cli, sandbox
     assert result.code == 0, result.err
     rows = {r["row"]: r for r in read_results(tmp_path / "r.csv")}
     errors = {"2": "#N/A", "3": "#DIV/0!", "4": "#VALUE!", "5": "#REF!", "6": "#NAME?",
-              "7": "Err:502" if suffix == "ods" else "#VALUE!"}
+              "7": "Err:502" if suffix == "ods" else "#VALUE!", "11": "#N/A"}
     for number, shown in errors.items():
         assert rows[number]["status"] == "invalid"
         assert rows[number]["error_code"] == "cell-error"
-        assert f"cell C{number} shows {shown}, a formula error" in rows[number]["error"]
+        assert f"shows {shown}, a formula error" in rows[number]["error"]
     assert {n: r["status"] for n, r in rows.items() if n not in errors} == {
         "8": "created", "9": "created", "10": "created"}
     stored = sorted((r["first_name"], r.get("notes")) for r in sandbox.store.records())
     assert stored == [("Gus", "#N/A"), ("Hal", None), ("Ivy", "7")]
+    [errors_file] = tmp_path.glob("r.errors.*")
+    to_fix = open_table(errors_file, ReadOptions())
+    score = to_fix.headers.index("Score")
+    assert [(cells[0], cells[score]) for batch in to_fix.batches() for cells in batch.cells] == [
+        (number, shown) for number, shown in errors.items()]  # the error where the cell was

@@ -178,6 +178,8 @@ def test_xlsx_zero_padded_formats_show_their_leading_zeros(tmp_path: Path) -> No
 
 
 def test_xlsx_formula_errors_make_the_row_invalid_only_in_mapped_columns(tmp_path: Path) -> None:
+    """The error's text stays in its cell (the results and the errors file show it), and the
+    row is never sent."""
     path = _workbook(tmp_path / "w.xlsx", [
         ["Customer ID", "First Name", "Last Name", "Email", "Zip", "Unused"],
         [1, "Ada", None, None, None, "#DIV/0!"],
@@ -189,5 +191,5 @@ def test_xlsx_formula_errors_make_the_row_invalid_only_in_mapped_columns(tmp_pat
     book.save(path)
     assert mapped(path, tmp_path) == [
         (2, {"external_id": "1", "first_name": "Ada"}, None),
-        (3, {"external_id": "2"}, "cell-error"),
+        (3, {"external_id": "2", "first_name": "#N/A"}, "cell-error"),
     ]

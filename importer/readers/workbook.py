@@ -283,6 +283,7 @@ class _Details:
                 chunk.cell_problems[(index, local)] = Code.NOT_A_DATE.problem(
                     cell=f"{column_letter(column)}{row + 1}", serial=detail)
             else:
+                cells[local] = detail
                 chunk.cell_problems[(index, local)] = Code.CELL_ERROR.problem(
                     cell=f"{column_letter(column)}{row + 1}", error=detail)
 
