@@ -1,0 +1,170 @@
+"""Review of the claims on keyless rows: interleavings the first tests did not reach.
+
+Each "run" has its own store (its own connection, as separate processes would). A run taken
+for dead while alive is the case that matters: a suspended laptop (Ctrl-Z), a host cut off from
+PostgreSQL for more than ``STALE_AFTER``, a lock file removed by a clean-up job. Its claims are
+reaped, and from then on nothing it claims may let it send a row another run sends too.
+"""
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from importer.ledger import RunLedger, open_store
+from importer.ledger.fingerprints import destination as ledger_destination
+from importer.ledger.fingerprints import field_prints, fields_print
+from importer.ledger.store import STALE_AFTER, UNKNOWN, Claim, Entry, LedgerError, LedgerStore
+from importer.rows.outcomes import Outcome
+from importer.rows.problems import Code
+from tests.ledger_stores import entry
+
+Opener = Callable[[], LedgerStore]
+WHERE = ledger_destination("https://api.routera.io/contacts", "t")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens another connection to one ledger; every store opened is closed at the end."""
+    location = (str(tmp_path / "ledger.sqlite3") if request.param == "sqlite"
+                else request.getfixturevalue("postgres_url"))
+    opened: list[LedgerStore] = []
+
+    def open_one() -> LedgerStore:
+        opened.append(open_store(location))
+        return opened[-1]
+
+    yield open_one
+    for store in opened:
+        store.close()
+
+
+def keyless(name: str, row: int = 2) -> tuple[dict[str, str], Claim]:
+    fields = {"first_name": name, "last_name": "Keyless"}
+    return fields, Claim(fields_print(fields), field_prints(fields), "night.csv", row, 1,
+                         "2026-11-27T02:00:00Z")
+
+
+def started(opener: Opener, run: int) -> tuple[LedgerStore, int]:
+    store = opener()
+    dest = store.destination_number(WHERE.endpoint, WHERE.token_print, WHERE.digest,
+                                    create=True)
+    assert dest is not None
+    store.start_run(dest, run, f"results-{run}.csv")
+    return store, dest
+
+
+def silence(store: LedgerStore, run: int) -> None:
+    """The run gave no sign of life for longer than ``STALE_AFTER`` (its process was stopped)."""
+    with store._write() as db:  # type: ignore[attr-defined]
+        db.execute(f"UPDATE ledger_runs SET beat = beat - {int(STALE_AFTER * 2000)} "
+                   f"WHERE id = {run}")
+
+
+def may_send(store: LedgerStore, dest: int, run: int, claim: Claim, *,
+             take_over_unknown: bool = False) -> bool:
+    """What a run's worker does (``RunLedger.claim`` without the waiting): True when it may
+    send the row. A store that refuses the claim outright stops the run: False."""
+    for _ in range(5):
+        try:
+            answer = store.claim(dest, run, claim, take_over_unknown=take_over_unknown)
+        except LedgerError:
+            return False
+        if answer.claimed or answer.found is not None:
+            return answer.claimed
+        if answer.holder is not None:
+            if store.alive(answer.holder):
+                return False
+            store.reap(answer.holder)
+    raise AssertionError("the claim never settled")
+
+
+def test_a_run_taken_for_dead_cannot_claim_rows_any_more(opener: Opener) -> None:
+    """Run 1 is suspended past ``STALE_AFTER``; run 2 starts and reaps it. When run 1 wakes
+    up, its row table entry is gone, so its new claims protect nothing: the next run that
+    meets one reaps it at once. With --retry-unknown that run takes the reaped claim over
+    and sends the row that run 1 is sending at that very moment: created twice."""
+    sleeper, dest = started(opener, 1)
+    _, before = keyless("Ada")
+    _, after = keyless("Bo", row=3)
+    assert may_send(sleeper, dest, 1, before)
+    silence(sleeper, 1)
+    retrying, _ = started(opener, 2)  # start_run reaps run 1
+    assert retrying.lookup(dest, [before.key])[before.key].answer == UNKNOWN
+    first = may_send(sleeper, dest, 1, after)
+    second = may_send(retrying, dest, 2, after, take_over_unknown=True)
+    assert not (first and second), "both runs send the same keyless row"
+
+
+def test_a_claim_committed_while_its_run_is_being_reaped_is_not_dropped(
+        postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL, READ COMMITTED: ``_settle_run`` reads the run's claims, writes their
+    outcome-unknown entries, then deletes *every* claim of the run. A claim the (living) run
+    commits between the read and the delete is deleted without any entry, so a third run,
+    without --retry-unknown, claims the row and sends it while the first run sends it."""
+    sleeper, dest = started(lambda: open_store(postgres_url), 1)
+    reaper, _ = started(lambda: open_store(postgres_url), 2)
+    third, _ = started(lambda: open_store(postgres_url), 3)
+    try:
+        _, before = keyless("Cy")
+        _, during = keyless("Di", row=3)
+        assert may_send(sleeper, dest, 1, before)
+        silence(reaper, 1)
+        answers: list[bool] = []
+        claiming = threading.Thread(
+            target=lambda: answers.append(may_send(sleeper, dest, 1, during)))
+        insert = reaper._insert  # type: ignore[attr-defined]
+
+        def insert_while_the_run_claims(db: object, destination: int, entries: object) -> int:
+            """Between the reaper's read of the claims and its delete, run 1 claims a row."""
+            if not claiming.is_alive() and not answers:
+                claiming.start()
+                claiming.join(1.0)
+            return int(insert(db, destination, entries))
+
+        monkeypatch.setattr(reaper, "_insert", insert_while_the_run_claims)
+        assert not reaper.alive(1)
+        reaper.reap(1)
+        claiming.join(10)
+        assert answers, "run 1's claim never returned"
+        assert not (answers[0] and may_send(third, dest, 3, during)), \
+            "both runs send the same keyless row"
+    finally:
+        for store in (sleeper, reaper, third):
+            store.close()
+
+
+def test_retry_unknown_does_not_take_over_an_outcome_lost_while_it_waited(
+        opener: Opener) -> None:
+    """--retry-unknown is for the outcome-unknown rows the person checked in the CRM before
+    the run. A run waiting for another run's claim learns an outcome that is unknown *now*
+    (that run's answer was lost, or it died while sending): nobody checked that one, and the
+    record may exist, so sending it is a second record when the first request landed."""
+    holder, dest = started(opener, 1)
+    fields, claim = keyless("Ed")
+    assert may_send(holder, dest, 1, claim)
+    store = opener()
+    ledger = RunLedger(store, WHERE, "west.csv", consult=True, on_error=print,
+                       retry_unknown=True)
+    stop = threading.Event()
+    got: list[Outcome | None] = []
+    try:
+        assert ledger.check([2], [fields]) == [None]
+        waiting = threading.Thread(target=lambda: got.append(ledger.claim(2, fields, stop)))
+        waiting.start()
+        waiting.join(0.6)
+        assert waiting.is_alive(), "the run waits while the other run holds the claim"
+        lost = {"first_name": "Ed", "last_name": "Keyless"}
+        holder.record(dest, [_unknown(lost)], run=1, settled=[claim.key])
+        waiting.join(10)
+        stop.set()
+        waiting.join(10)
+    finally:
+        ledger.close()
+    assert got and got[0] is not None and got[0].code == Code.OUTCOME_UNKNOWN, \
+        "the waiting run sends a row whose first request may have created it"
+
+
+def _unknown(fields: dict[str, str]) -> Entry:
+    return entry(fields, UNKNOWN, record_id="", file="night.csv")
