@@ -30,6 +30,7 @@ from importer.ledger.store import (
     DestinationInfo,
     Entry,
     Found,
+    LedgerError,
     RunInfo,
     Selection,
     entry_row,
@@ -66,14 +67,18 @@ class Dialect:
     now_ms: str
     """The database's clock in milliseconds since 1970: runs on several hosts judge each other's
     heartbeats by one clock."""
+    key_share: str
+    """What makes a read of a run's row hold it until the transaction ends, so that reaping the
+    run waits for a claim being taken (SQLite's write transactions run one at a time)."""
 
 
 SQLITE = Dialect("?", "{} IN (SELECT value FROM json_each(?))",
                  ("INSERT OR IGNORE INTO", ""), "INTEGER", "INTEGER PRIMARY KEY", " WITHOUT ROWID",
-                 "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)")
+                 "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)", "")
 POSTGRES = Dialect("%s", "{} = ANY(%s)", ("INSERT INTO", " ON CONFLICT DO NOTHING"), "BIGINT",
                    "BIGSERIAL PRIMARY KEY", "",
-                   "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)")
+                   "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)",
+                   " FOR KEY SHARE")
 CLAIM_COLUMNS = ("destination", "key", "run", "fields_print", "field_prints", "file", "row",
                  "occurrence", "claimed_at")
 
@@ -103,12 +108,13 @@ class Statements:
         self.delete_unheld = (f"DELETE FROM ledger_entries AS e WHERE {self.one_of('e.id')} "
                               f"AND NOT {HELD}")
         self.count_ids = f"SELECT count(*) FROM ledger_entries WHERE {self.one_of('id')}"
-        self._claims(mark, dialect.now_ms)
+        self._claims(mark, dialect.now_ms, dialect.key_share)
         self.schema = self._schema()
 
-    def _claims(self, mark: str, now: str) -> None:
+    def _claims(self, mark: str, now: str, key_share: str) -> None:
         """The statements of claims and of the runs that hold them."""
         self.add_run = f"INSERT INTO ledger_runs VALUES ({self._marks(6)}, {now})"
+        self.run_row = f"SELECT id FROM ledger_runs WHERE id = {mark}{key_share}"
         self.beat = f"UPDATE ledger_runs SET beat = {now} WHERE id = {mark}"
         self.run_age = f"SELECT {now} - beat FROM ledger_runs WHERE id = {mark}"
         self.runs_of = f"SELECT id FROM ledger_runs WHERE destination = {mark} AND id <> {mark}"
@@ -301,9 +307,17 @@ class SqlStore(ABC):
     def claim(self, destination: int, run: int, claim: Claim, *,
               take_over_unknown: bool) -> ClaimAnswer:
         """Insert the claim first, then look for an entry: a run that settles the key commits
-        its entry and drops its claim at once, so one of the two is always seen."""
+        its entry and drops its claim at once, so one of the two is always seen.
+
+        The run's row is read first and held: a run another run took for dead (and reaped)
+        claims nothing more, since nobody would turn that claim into outcome unknown."""
         key = claim.key
         with self._write() as db:
+            if db.execute(self.sql.run_row, (run,)).fetchone() is None:
+                raise LedgerError(f"ledger {self.location}: another run took this one for dead "
+                                  f"(no sign of life for {STALE_AFTER / 60:.0f} minutes, or its "
+                                  "lock was gone), so its claims count as outcome unknown; it "
+                                  "cannot claim rows any more")
             inserted = db.execute(self.sql.insert_claim, self._claim_row(destination, run, claim)
                                   ).rowcount == 1
             held = db.execute(self.sql.lookup, (destination, self._array([key]))).fetchone()
@@ -344,14 +358,17 @@ class SqlStore(ABC):
 
     def _settle_run(self, run: int) -> int:
         """A run is over: its claims become outcome-unknown entries where the key is not held
-        already, and the run and its claims are gone, all in one transaction."""
+        already, and the run and its claims are gone, all in one transaction.
+
+        The run's row goes first: it waits for a claim the run is taking (``claim`` holds the
+        row), and no claim can follow, so the claims read next are all the claims deleted."""
         with self._write() as db:
+            db.execute(self.sql.drop_run, (run,))
             rows = db.execute(self.sql.run_claims, (run,)).fetchall()
             for destination in {int(row[0]) for row in rows}:
                 self._insert(db, destination, [_claim(row).unknown() for row in rows
                                                if int(row[0]) == destination])
             db.execute(self.sql.drop_run_claims, (run,))
-            db.execute(self.sql.drop_run, (run,))
         return len(rows)
 
     def runs(self, destination: int) -> list[RunInfo]:
