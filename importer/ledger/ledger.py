@@ -221,15 +221,20 @@ class RunLedger:
         (watching ``stop``): imported earlier if it created the record, may-exist if its answer
         was lost, or this run's to send if nothing was created. A run that died while holding
         the claim is reaped: its claims become outcome unknown.
+
+        ``--retry-unknown`` takes over only the outcome-unknown facts that were there before:
+        one that arose from a claim this run met (that run's answer was lost, or it died while
+        sending) is new, nobody checked it in the CRM, and the record may exist.
         """
         if not self.consult or self._failed:
             return None
         claim = Claim(fields_print(fields), field_prints(fields), self.source, row,
                       self._occurrence.get(row, 1), _now())
         waited = failures = 0
+        met = False
         while not stop.is_set():
             try:
-                answer = self._claim_once(claim)
+                answer = self._claim_once(claim, self.retry_unknown and not met)
             except LedgerError as exc:
                 failures += 1
                 if failures == WRITE_ATTEMPTS:
@@ -242,15 +247,16 @@ class RunLedger:
                 return None
             if answer.found is not None:
                 return self._held(row, answer.found, bool(waited))
+            met = True  # another run's claim: an outcome-unknown that follows is new
             waited += answer.holder is not None
             stop.wait(CLAIM_POLL if answer.holder is not None else 0)
         return None
 
-    def _claim_once(self, claim: Claim) -> ClaimAnswer:
+    def _claim_once(self, claim: Claim, take_over_unknown: bool) -> ClaimAnswer:
         """One attempt; a claim held by a dead run is reaped at once, so the caller tries
         again without waiting (and then finds the row outcome-unknown)."""
         answer = self.store.claim(self.destination, self.run, claim,
-                                  take_over_unknown=self.retry_unknown)
+                                  take_over_unknown=take_over_unknown)
         if answer.claimed:
             with self._lock:
                 self._claimed[claim.row] = claim.key
