@@ -15,6 +15,7 @@ import pytest
 from importer.ledger import RunLedger, open_store
 from importer.ledger.fingerprints import destination as ledger_destination
 from importer.ledger.fingerprints import field_prints, fields_print
+from importer.ledger.sqlite import SqliteStore
 from importer.ledger.store import STALE_AFTER, UNKNOWN, Claim, Entry, LedgerError, LedgerStore
 from importer.rows.outcomes import Outcome
 from importer.rows.problems import Code
@@ -62,6 +63,14 @@ def silence(store: LedgerStore, run: int) -> None:
                    f"WHERE id = {run}")
 
 
+def take_for_dead(store: LedgerStore, run: int) -> None:
+    """What makes other runs take a living run for dead: silence past ``STALE_AFTER`` on
+    PostgreSQL (a host cut off from it), its lock file removed on SQLite (a clean-up job)."""
+    silence(store, run)
+    if isinstance(store, SqliteStore):
+        store._run_lock(run).unlink()
+
+
 def may_send(store: LedgerStore, dest: int, run: int, claim: Claim, *,
              take_over_unknown: bool = False) -> bool:
     """What a run's worker does (``RunLedger.claim`` without the waiting): True when it may
@@ -81,15 +90,15 @@ def may_send(store: LedgerStore, dest: int, run: int, claim: Claim, *,
 
 
 def test_a_run_taken_for_dead_cannot_claim_rows_any_more(opener: Opener) -> None:
-    """Run 1 is suspended past ``STALE_AFTER``; run 2 starts and reaps it. When run 1 wakes
-    up, its row table entry is gone, so its new claims protect nothing: the next run that
+    """Run 1 is taken for dead while alive (``take_for_dead``); run 2 starts and reaps it.
+    Run 1 goes on, but its runs row is gone, so its new claims protect nothing: the next run that
     meets one reaps it at once. With --retry-unknown that run takes the reaped claim over
     and sends the row that run 1 is sending at that very moment: created twice."""
     sleeper, dest = started(opener, 1)
     _, before = keyless("Ada")
     _, after = keyless("Bo", row=3)
     assert may_send(sleeper, dest, 1, before)
-    silence(sleeper, 1)
+    take_for_dead(sleeper, 1)
     retrying, _ = started(opener, 2)  # start_run reaps run 1
     assert retrying.lookup(dest, [before.key])[before.key].answer == UNKNOWN
     first = may_send(sleeper, dest, 1, after)
@@ -168,3 +177,4 @@ def test_retry_unknown_does_not_take_over_an_outcome_lost_while_it_waited(
 
 def _unknown(fields: dict[str, str]) -> Entry:
     return entry(fields, UNKNOWN, record_id="", file="night.csv")
+
