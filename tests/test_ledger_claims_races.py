@@ -7,8 +7,10 @@ reaped, and from then on nothing it claims may let it send a row another run sen
 """
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,9 +18,19 @@ from importer.ledger import RunLedger, open_store
 from importer.ledger.fingerprints import destination as ledger_destination
 from importer.ledger.fingerprints import field_prints, fields_print
 from importer.ledger.sqlite import SqliteStore
-from importer.ledger.store import STALE_AFTER, UNKNOWN, Claim, Entry, LedgerError, LedgerStore
+from importer.ledger.store import (
+    CREATED,
+    STALE_AFTER,
+    UNKNOWN,
+    Claim,
+    Entry,
+    LedgerError,
+    LedgerStore,
+    Selection,
+)
 from importer.rows.outcomes import Outcome
 from importer.rows.problems import Code
+from tests.conftest import PLAIN_MAPPING, read_results
 from tests.ledger_stores import entry
 
 Opener = Callable[[], LedgerStore]
@@ -178,3 +190,57 @@ def test_retry_unknown_does_not_take_over_an_outcome_lost_while_it_waited(
 def _unknown(fields: dict[str, str]) -> Entry:
     return entry(fields, UNKNOWN, record_id="", file="night.csv")
 
+
+
+def test_a_row_another_run_was_sending_is_not_journaled_as_sent_by_this_one(
+        cli: Callable[..., Any], sandbox: Any, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A row settled by the ledger is not journaled (``SendingSink._send_or_settle``): the
+    journal is what *this* results file's runs sent, and a resumed run asks the ledger again.
+    A row settled by a claim it waited for is journaled, though: a may-exist answer becomes
+    "an earlier run sent this row but recorded no answer" in this results file for good, so
+    after the other night is resumed and the ledger holds the record, resuming this file still
+    says outcome-unknown (and blames itself) instead of imported-earlier with the id."""
+    monkeypatch.setenv("ROUTERA_LEDGER", str(tmp_path / "ledger.sqlite3"))
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text(PLAIN_MAPPING, encoding="utf-8")
+    export = tmp_path / "e.csv"
+    export.write_text("Customer ID,First Name,Last Name,Email,Zip\n,Zoë,Keyless,,01234\n",
+                      encoding="utf-8")
+
+    def run(results: str, *flags: str) -> Any:
+        return cli("run", export, "--mapping", mapping, "--api-url", sandbox.url, "--quiet",
+                   "--results", tmp_path / results, *flags)
+
+    assert run("learn.csv").code == 0  # the row's exact fields and the destination
+    other = open_store(str(tmp_path / "ledger.sqlite3"))
+    try:
+        dest = other.destinations()[0].number
+        printed = str(next(iter(other.entries(dest, Selection())))[8])
+        other.forget(dest, Selection())
+        other.start_run(dest, 77, "other-night.csv")
+        claim = Claim(printed, {}, "other.csv", 2, 1, "2026-11-27T02:00:00Z")
+        assert other.claim(dest, 77, claim, take_over_unknown=False).claimed
+
+        def answer_lost() -> None:
+            time.sleep(1.0)
+            other.record(dest, [_entry(printed, UNKNOWN, "")], run=77, settled=[claim.key])
+
+        losing = threading.Thread(target=answer_lost)
+        losing.start()
+        assert run("night2.csv").code == 1
+        losing.join()
+        (row,) = read_results(tmp_path / "night2.csv")
+        assert row["error_code"] == "outcome-unknown", row
+        other.record(dest, [_entry(printed, CREATED, "c-77")])  # the other night is resumed
+        other.end_run(77)
+    finally:
+        other.close()
+    run("night2.csv", "--resume")
+    (row,) = read_results(tmp_path / "night2.csv")
+    assert (row["error_code"], row["id"]) == ("imported-earlier", "c-77"), row["error"]
+
+
+def _entry(printed: str, answer: str, record_id: str) -> Entry:
+    return Entry(("", "", ""), printed, {}, record_id, answer, "2026-11-27T02:00:00Z",
+                 "other.csv", 2)
