@@ -46,7 +46,8 @@ class OutcomeSink(Protocol):
 
 
 class Workers:
-    """``concurrency`` threads delivering jobs; each outcome is journaled, then written.
+    """``concurrency`` threads delivering jobs; each outcome of a request is journaled, then
+    written.
 
     A worker never dies with a job in hand: whatever goes wrong, the job's row gets an outcome
     in the results, and a failure that makes the run unsafe (the journal cannot be written)
@@ -154,22 +155,31 @@ class Workers:
 
     def _work(self) -> None:
         while (job := self.queue.get()) is not None:
-            self.settle(job, self._deliver(job), write=True)
+            held = self._held_elsewhere(job)
+            if held is None:
+                self.settle(job, self._deliver(job), write=True)
+            else:
+                self.settle(job, self._record(job, held, journal=False), write=False)
+
+    def _held_elsewhere(self, job: RowTask) -> Outcome | None:
+        """A keyless row is first claimed (``claim``, the import ledger's): another run may be
+        sending the same row, and then its outcome is this row's, without a request. Like
+        every row the ledger settles, it is not journaled: this run did not send it, and a
+        resumed run asks the ledger again. Nothing that goes wrong escapes this thread."""
+        if self.claim is None or job.keyed or self.stop.is_set():
+            return None
+        try:
+            return self.claim(job)
+        except Exception as exc:
+            self.on_stop(f"internal error while claiming row {job.row} ({type(exc).__name__}: "
+                         f"{exc}); please report this")
+            return None
 
     def _deliver(self, job: RowTask) -> Outcome:
-        """The job's outcome; nothing that goes wrong escapes this thread.
-
-        A keyless row is first claimed (``claim``, the import ledger's): another run may be
-        sending the same row, and then its outcome is this row's, without a request."""
+        """The job's outcome; nothing that goes wrong escapes this thread."""
         if self.stop.is_set():
             return self._unsent(job)
         try:
-            if self.claim is not None and not job.keyed:
-                held = self.claim(job)
-                if held is not None:
-                    return held
-                if self.stop.is_set():
-                    return self._unsent(job)
             delivered = self.delivery.deliver(
                 job.row, job.fields, keyed=job.keyed, maybe_sent=job.maybe_sent,
                 on_send=lambda: self.journal.sending(job.row))
@@ -187,9 +197,20 @@ class Workers:
     def _unsent(self, job: RowTask) -> Outcome:
         return self.delivery.stopped(job.row, job.keyed, job.maybe_sent)
 
-    def _record(self, job: RowTask, outcome: Outcome) -> Outcome:
-        """Journal, then results; a journal that cannot be written stops the run."""
+    def _record(self, job: RowTask, outcome: Outcome, *, journal: bool = True) -> Outcome:
+        """Journal (unless the row was not sent by this run), then results; a journal that
+        cannot be written stops the run."""
         outcome = replace(outcome, identity=job.identity)
+        if journal:
+            self._journal(job, outcome)
+        try:
+            self.writer.add([(job.seq, outcome)])
+        except Exception as exc:
+            self.on_stop(f"cannot write the results {self.writer.path} ({exc})")
+        return outcome
+
+    def _journal(self, job: RowTask, outcome: Outcome) -> None:
+        """The journal first; the ledger (``on_settled``) only once the journal has it."""
         try:
             self.journal.outcome(outcome)
         except Exception as exc:
@@ -198,11 +219,6 @@ class Workers:
         else:
             if self.on_settled:
                 self.on_settled(job.fields, outcome)
-        try:
-            self.writer.add([(job.seq, outcome)])
-        except Exception as exc:
-            self.on_stop(f"cannot write the results {self.writer.path} ({exc})")
-        return outcome
 
 
 def _duplicate_of(follower: RowTask, carrier: int) -> Outcome:
