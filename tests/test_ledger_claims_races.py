@@ -244,3 +244,27 @@ def test_a_row_another_run_was_sending_is_not_journaled_as_sent_by_this_one(
 def _entry(printed: str, answer: str, record_id: str) -> Entry:
     return Entry(("", "", ""), printed, {}, record_id, answer, "2026-11-27T02:00:00Z",
                  "other.csv", 2)
+
+
+def test_retry_unknown_does_not_take_over_an_unknown_renewed_since_it_looked(
+        opener: Opener) -> None:
+    """Residual window of --retry-unknown: two such runs of overlapping exports at once. Run
+    2 reads its batch and will send the row (the person found it missing in the CRM); before
+    its worker gets there, run 1 takes the same outcome-unknown over, sends it, and loses the
+    answer. Run 2 never meets run 1's claim, and the key still holds the same unknown entry
+    (an unknown does not replace an unknown), so run 2 sends the row a second time although
+    run 1's request may have created it."""
+    first, dest = started(opener, 1)
+    fields, claim = keyless("Gu")
+    first.record(dest, [_unknown(fields)])  # from an older night; checked: missing
+    ledger = RunLedger(opener(), WHERE, "west.csv", consult=True, on_error=print,
+                       retry_unknown=True)
+    try:
+        assert ledger.check([2], [fields]) == [None], "to be sent again"
+        assert may_send(first, dest, 1, claim, take_over_unknown=True)
+        first.record(dest, [_unknown(fields)], run=1, settled=[claim.key])
+        got = ledger.claim(2, fields, threading.Event())
+    finally:
+        ledger.close()
+    assert got is not None and got.code == Code.OUTCOME_UNKNOWN, \
+        "sent although the run before it may have created the record a moment ago"
