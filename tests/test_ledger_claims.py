@@ -89,7 +89,8 @@ def test_a_dead_runs_claims_become_outcome_unknown(opener) -> None:
     found = second.claim(dest, 2, claim, take_over_unknown=False).found
     assert found is not None and (found.answer, found.file, found.row) == \
         (UNKNOWN, "night.csv", 2)
-    assert second.claim(dest, 2, claim, take_over_unknown=True).claimed, "--retry-unknown"
+    assert second.claim(dest, 2, claim, take_over_unknown=found.entry).claimed, \
+        "--retry-unknown"
 
 
 def test_a_new_run_reaps_the_runs_that_died(opener) -> None:

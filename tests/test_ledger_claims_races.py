@@ -89,7 +89,9 @@ def may_send(store: LedgerStore, dest: int, run: int, claim: Claim, *,
     send the row. A store that refuses the claim outright stops the run: False."""
     for _ in range(5):
         try:
-            answer = store.claim(dest, run, claim, take_over_unknown=take_over_unknown)
+            held = store.lookup(dest, [claim.key]).get(claim.key)
+            over = held.entry if take_over_unknown and held is not None else 0
+            answer = store.claim(dest, run, claim, take_over_unknown=over)
         except LedgerError:
             return False
         if answer.claimed or answer.found is not None:
@@ -262,9 +264,34 @@ def test_retry_unknown_does_not_take_over_an_unknown_renewed_since_it_looked(
     try:
         assert ledger.check([2], [fields]) == [None], "to be sent again"
         assert may_send(first, dest, 1, claim, take_over_unknown=True)
-        first.record(dest, [_unknown(fields)], run=1, settled=[claim.key])
+        lost = entry(fields, UNKNOWN, record_id="", file="east.csv", replaces=True)
+        first.record(dest, [lost], run=1, settled=[claim.key])  # as RunLedger.record does
         got = ledger.claim(2, fields, threading.Event())
     finally:
         ledger.close()
     assert got is not None and got.code == Code.OUTCOME_UNKNOWN, \
         "sent although the run before it may have created the record a moment ago"
+
+
+def test_a_lost_answer_on_a_claimed_row_renews_the_unknown(opener: Opener) -> None:
+    """The outcome-unknown a --retry-unknown run leaves (its answer was lost again) is a new
+    fact: a new entry holds the key, so other runs that saw the old one do not take it over."""
+    first, dest = started(opener, 1)
+    fields, claim = keyless("Hu")
+    first.record(dest, [_unknown(fields)])
+    old = first.lookup(dest, [claim.key])[claim.key].entry
+    store = opener()
+    ledger = RunLedger(store, WHERE, "east.csv", consult=True, on_error=print,
+                       retry_unknown=True)
+    try:
+        assert ledger.check([2], [fields]) == [None]
+        assert ledger.claim(2, fields, threading.Event()) is None, "taken over"
+        ledger.record(fields, Outcome.problem(2, Code.OUTCOME_UNKNOWN, reason="lost"),
+                      fresh=True)
+    finally:
+        ledger.close()
+    now = first.lookup(dest, [claim.key])[claim.key]
+    assert (now.answer, now.file) == (UNKNOWN, "east.csv") and now.entry != old
+    first.record(dest, [entry(fields, CREATED, record_id="c1", replaces=True)])
+    first.record(dest, [entry(fields, UNKNOWN, record_id="", replaces=True)])
+    assert first.lookup(dest, [claim.key])[claim.key].record_id == "c1", "nothing downgrades"

@@ -111,6 +111,9 @@ class RunLedger:
         self._pending: list[Entry] = []
         self._settled: list[str] = []
         self._claimed: dict[int, str] = {}
+        self._retrying: dict[int, int] = {}
+        """Rows ``--retry-unknown`` lets through, and the outcome-unknown entry each one had
+        when its batch was looked up: the only fact the person can have checked in the CRM."""
         self._seen: dict[int, int] = {}
         self._occurrence: dict[int, int] = {}
         self._lock = threading.Lock()
@@ -186,7 +189,10 @@ class RunLedger:
         before = self.store.field_prints([hit.entry for hit in changed.values()])
         outcomes: list[Outcome | None] = []
         for index, hit in enumerate(hits):
-            if hit is None or (hit.answer == UNKNOWN and self.retry_unknown):
+            if hit is None:
+                outcomes.append(None)
+            elif hit.answer == UNKNOWN and self.retry_unknown:
+                self._retrying[rows[index]] = hit.entry
                 outcomes.append(None)
             elif hit.answer == UNKNOWN:
                 outcomes.append(_may_exist(rows[index], hit))
@@ -210,7 +216,8 @@ class RunLedger:
                 self._pending.append(Entry(
                     key_values(fields), fields_print(fields), field_prints(fields), outcome.id,
                     answer, _now(), self.source, outcome.row,
-                    replaces=fresh and outcome.status == Status.CREATED,
+                    replaces=fresh and (outcome.status == Status.CREATED
+                                        or (claimed is not None and answer == UNKNOWN)),
                     occurrence=self._occurrence.get(outcome.row, 1)))
 
     def claim(self, row: int, fields: Mapping[str, str], stop: threading.Event) -> Outcome | None:
@@ -222,9 +229,10 @@ class RunLedger:
         was lost, or this run's to send if nothing was created. A run that died while holding
         the claim is reaped: its claims become outcome unknown.
 
-        ``--retry-unknown`` takes over only the outcome-unknown facts that were there before:
-        one that arose from a claim this run met (that run's answer was lost, or it died while
-        sending) is new, nobody checked it in the CRM, and the record may exist.
+        ``--retry-unknown`` takes over only the outcome-unknown entry ``check`` saw: one that
+        arose since (another run's answer was lost, or it died while sending, which renews
+        the entry) or from a claim this run met is new, nobody checked it in the CRM, and the
+        record may exist.
         """
         if not self.consult or self._failed:
             return None
@@ -232,9 +240,10 @@ class RunLedger:
                       self._occurrence.get(row, 1), _now())
         waited = failures = 0
         met = False
+        seen = self._retrying.pop(row, 0)
         while not stop.is_set():
             try:
-                answer = self._claim_once(claim, self.retry_unknown and not met)
+                answer = self._claim_once(claim, 0 if met else seen)
             except LedgerError as exc:
                 failures += 1
                 if failures == WRITE_ATTEMPTS:
@@ -252,7 +261,7 @@ class RunLedger:
             stop.wait(CLAIM_POLL if answer.holder is not None else 0)
         return None
 
-    def _claim_once(self, claim: Claim, take_over_unknown: bool) -> ClaimAnswer:
+    def _claim_once(self, claim: Claim, take_over_unknown: int) -> ClaimAnswer:
         """One attempt; a claim held by a dead run is reaped at once, so the caller tries
         again without waiting (and then finds the row outcome-unknown)."""
         answer = self.store.claim(self.destination, self.run, claim,

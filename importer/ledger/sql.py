@@ -42,6 +42,9 @@ ORDER = "ORDER BY substr(e.imported_at, 1, 10), e.file, e.row"
 HELD = "EXISTS (SELECT 1 FROM ledger_keys AS k WHERE k.entry = e.id)"
 EXPORT = ("SELECT e.email, e.external_id, e.website_url, e.record_id, e.answer, e.imported_at, "
           "e.file, e.row, e.fields_print FROM ledger_entries AS e")
+RENEW_UNKNOWN = f"WHERE excluded.answer <> '{UNKNOWN}' OR ledger_keys.answer = '{UNKNOWN}'"
+"""When an entry that replaces (``Entry.replaces``) takes a key over: a 201 always; a fresh
+outcome-unknown only from another outcome-unknown, as a new fact (nothing downgrades)."""
 SCHEMA_VERSION_QUERY = "SELECT value FROM ledger_meta WHERE name = 'schema'"
 DESTINATIONS = (f"SELECT d.number, d.endpoint, d.token_print, (SELECT count(*) FROM "
                 f"ledger_entries AS e WHERE e.destination = d.number AND {HELD}) "
@@ -100,7 +103,7 @@ class Statements:
                       "ON CONFLICT (destination, key) DO UPDATE SET "
                       + ", ".join(f"{c} = excluded.{c}" for c in KEY_COLUMNS[2:]))
         self.keep_key = f"{upsert_key} {UPGRADE_UNKNOWN}"
-        self.replace_key = upsert_key
+        self.replace_key = f"{upsert_key} {RENEW_UNKNOWN}"
         self.held_by = (f"SELECT entry FROM ledger_keys WHERE destination = {mark} AND "
                         f"{self.one_of('key')}")
         self.field_prints = ("SELECT id, field_prints FROM ledger_entries WHERE "
@@ -305,7 +308,7 @@ class SqlStore(ABC):
             db.execute(self.sql.beat, (run,))
 
     def claim(self, destination: int, run: int, claim: Claim, *,
-              take_over_unknown: bool) -> ClaimAnswer:
+              take_over_unknown: int) -> ClaimAnswer:
         """Insert the claim first, then look for an entry: a run that settles the key commits
         its entry and drops its claim at once, so one of the two is always seen.
 
@@ -321,7 +324,8 @@ class SqlStore(ABC):
             inserted = db.execute(self.sql.insert_claim, self._claim_row(destination, run, claim)
                                   ).rowcount == 1
             held = db.execute(self.sql.lookup, (destination, self._array([key]))).fetchone()
-            if held is not None and not (take_over_unknown and held[4] == UNKNOWN):
+            if held is not None and not (held[4] == UNKNOWN
+                                         and int(held[1]) == take_over_unknown):
                 if inserted:
                     db.execute(self.sql.drop_claim, (destination, key, run))
                 return ClaimAnswer(found=Found(*held[1:]))

@@ -69,7 +69,10 @@ class Entry:
     file: str
     row: int
     replaces: bool = False
-    """A fresh 201: take over keys held by older entries (their records were deleted)."""
+    """A fresh 201: take over keys held by older entries (their records were deleted). Or a
+    keyless row's fresh outcome-unknown (its claimed request, or its dead run's claim): a new
+    fact replacing an older unknown, which a --retry-unknown run that saw the old one must not
+    take over."""
     occurrence: int = 1
     """For a keyless row: which occurrence of the same fields in its file it was."""
     id: int = field(default_factory=lambda: secrets.randbits(62))
@@ -126,7 +129,8 @@ class Claim:
     def unknown(self) -> Entry:
         """What a dead run's claim becomes: an outcome-unknown entry (the record may exist)."""
         return Entry(("", "", ""), self.fields_print, self.field_prints, "", UNKNOWN,
-                     self.claimed_at, self.file, self.row, occurrence=self.occurrence)
+                     self.claimed_at, self.file, self.row, replaces=True,
+                     occurrence=self.occurrence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +212,11 @@ class LedgerStore(Protocol):
         ...
 
     def claim(self, destination: int, run: int, claim: Claim, *,
-              take_over_unknown: bool) -> ClaimAnswer:
-        """Claim a keyless row's key for ``run`` in one transaction (see ``Claim``)."""
+              take_over_unknown: int) -> ClaimAnswer:
+        """Claim a keyless row's key for ``run`` in one transaction (see ``Claim``).
+
+        ``take_over_unknown`` is the outcome-unknown entry the row may be sent over
+        (``--retry-unknown``: the one the run's lookup saw), else 0."""
         ...
 
     def alive(self, run: int) -> bool:
