@@ -232,8 +232,10 @@ class ClaimsModel(RuleBasedStateMachine):
             store.close()
 
 
-@pytest.mark.parametrize("examples", [30])
+@pytest.mark.parametrize("examples", [30, pytest.param(400, marks=pytest.mark.slow)])
 def test_claims_model(opener, examples: int) -> None:
+    """A fast search in every run; ``pytest -m slow tests/test_ledger_claims.py`` searches
+    longer."""
     ClaimsModel.opener = staticmethod(opener)  # type: ignore[assignment]
     ClaimsModel.TestCase.settings = settings(
         max_examples=examples, stateful_step_count=25, deadline=None,
