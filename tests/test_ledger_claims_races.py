@@ -295,3 +295,39 @@ def test_a_lost_answer_on_a_claimed_row_renews_the_unknown(opener: Opener) -> No
     first.record(dest, [entry(fields, CREATED, record_id="c1", replaces=True)])
     first.record(dest, [entry(fields, UNKNOWN, record_id="", replaces=True)])
     assert first.lookup(dest, [claim.key])[claim.key].record_id == "c1", "nothing downgrades"
+
+
+def test_a_run_taken_for_dead_stops_at_once_and_a_writer_bug_stops_the_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Trying a claim again cannot help a run that was reaped: it stops at its first refused
+    claim. An unexpected error in the ledger's writer thread stops the run with one line,
+    instead of killing the thread with a traceback."""
+    location = str(tmp_path / "ledger.sqlite3")
+    errors: list[str] = []
+    store = open_store(location)
+    ledger = RunLedger(store, ledger_destination("https://api/contacts", "t"), "night.csv",
+                       consult=True, on_error=errors.append)
+    attempts = []
+    real = store.claim
+    monkeypatch.setattr(store, "claim", lambda *a, **k: attempts.append(1) or real(*a, **k))
+    fields = {"first_name": "Eve"}
+    ledger.check([2], [fields])
+    take_for_dead(store, ledger.run)
+    other = open_store(location)
+    assert not other.alive(ledger.run)
+    other.reap(ledger.run)
+    assert ledger.claim(2, fields, threading.Event()) is None
+    assert len(attempts) == 1
+    assert errors and "another run took this one for dead" in errors[0]
+    other.close()
+
+    errors.clear()
+    second = RunLedger(open_store(location), ledger_destination("https://api/contacts", "t"),
+                       "night.csv", consult=True, on_error=errors.append)
+    monkeypatch.setattr(second.store, "record", lambda *a, **k: 1 / 0)
+    second.record(fields, Outcome.created(3, "c1", 201), fresh=True)
+    second.close()
+    second.store.close()
+    assert errors == ["internal error while writing the ledger (ZeroDivisionError: division by "
+                      "zero); rerun with --resume, and please report this"]
+    store.close()

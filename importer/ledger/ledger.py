@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from importer.ledger.fingerprints import (
     KEY_FIELDS,
@@ -40,6 +39,8 @@ from importer.ledger.store import (
     Found,
     LedgerError,
     LedgerStore,
+    TakenForDead,
+    now_iso,
 )
 from importer.rows.outcomes import Outcome, Status
 from importer.rows.problems import Code
@@ -215,7 +216,7 @@ class RunLedger:
             if answer:
                 self._pending.append(Entry(
                     key_values(fields), fields_print(fields), field_prints(fields), outcome.id,
-                    answer, _now(), self.source, outcome.row,
+                    answer, now_iso(), self.source, outcome.row,
                     replaces=fresh and (outcome.status == Status.CREATED
                                         or (claimed is not None and answer == UNKNOWN)),
                     occurrence=self._occurrence.get(outcome.row, 1)))
@@ -237,7 +238,7 @@ class RunLedger:
         if not self.consult or self._failed:
             return None
         claim = Claim(fields_print(fields), field_prints(fields), self.source, row,
-                      self._occurrence.get(row, 1), _now())
+                      self._occurrence.get(row, 1), now_iso())
         waited = failures = 0
         met = False
         seen = self._retrying.pop(row, 0)
@@ -246,7 +247,7 @@ class RunLedger:
                 answer = self._claim_once(claim, 0 if met else seen)
             except LedgerError as exc:
                 failures += 1
-                if failures == WRITE_ATTEMPTS:
+                if failures == WRITE_ATTEMPTS or isinstance(exc, TakenForDead):
                     self._fail(f"cannot claim row {row} in the ledger: {exc}; rerun with "
                                "--resume once it works again")
                     return None
@@ -336,6 +337,10 @@ class RunLedger:
                                "hands them to the ledger)")
                     return
                 time.sleep(RETRY_DELAY * 2**attempt)
+            except Exception as exc:
+                self._fail(f"internal error while writing the ledger ({type(exc).__name__}: "
+                           f"{exc}); rerun with --resume, and please report this")
+                return
 
 
 def _first_key(keys: tuple[str, str, str], printed: str, occurrence: int) -> str:
@@ -383,7 +388,3 @@ def _imported_earlier(row: int, hit: Found) -> Outcome:
 def _changed(row: int, hit: Found, names: list[str]) -> Outcome:
     return Outcome.problem(row, Code.CHANGED_SINCE_IMPORT, record_id=hit.record_id,
                            where=_where(hit), fields=", ".join(names) or "some fields")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -16,7 +16,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from importer.ledger.store import (
@@ -30,11 +29,12 @@ from importer.ledger.store import (
     DestinationInfo,
     Entry,
     Found,
-    LedgerError,
     RunInfo,
     Selection,
+    TakenForDead,
     entry_row,
     key_rows,
+    now_iso,
     parse_prints,
 )
 
@@ -296,7 +296,7 @@ class SqlStore(ABC):
         self._take_run_lock(run)
         with self._write() as db:
             db.execute(self.sql.add_run, (run, destination, socket.gethostname(), os.getpid(),
-                                          results, _now()))
+                                          results, now_iso()))
             others = [int(row[0]) for row in
                       db.execute(self.sql.runs_of, (destination, run)).fetchall()]
         for other in others:
@@ -317,7 +317,7 @@ class SqlStore(ABC):
         key = claim.key
         with self._write() as db:
             if db.execute(self.sql.run_row, (run,)).fetchone() is None:
-                raise LedgerError(f"ledger {self.location}: another run took this one for dead "
+                raise TakenForDead(f"ledger {self.location}: another run took this one for dead "
                                   f"(no sign of life for {STALE_AFTER / 60:.0f} minutes, or its "
                                   "lock was gone), so its claims count as outcome unknown; it "
                                   "cannot claim rows any more")
@@ -415,10 +415,6 @@ class SqlStore(ABC):
 def _claim(row: Sequence[Any]) -> Claim:
     """A claims-table row (``CLAIM_COLUMNS``) as a ``Claim``."""
     return Claim(row[3], parse_prints(row[4]), row[5], int(row[6]), int(row[7]), row[8])
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _count(where: str) -> str:

@@ -11,6 +11,7 @@ import json
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Protocol
 
 from importer.errors import LedgerError
@@ -50,10 +51,22 @@ __all__ = [
     "LedgerStore",
     "RunInfo",
     "Selection",
+    "TakenForDead",
     "entry_row",
     "key_rows",
+    "now_iso",
     "parse_prints",
 ]
+
+
+class TakenForDead(LedgerError):
+    """Another run took this one for dead and reaped it: its claims are outcome-unknown facts
+    now, so it must not claim (or send) another keyless row. Trying again cannot help."""
+
+
+def now_iso() -> str:
+    """The time entries, claims and runs are stamped with: UTC, to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +212,7 @@ class LedgerStore(Protocol):
         """Add entries in one transaction; returns how many are new (not already held).
 
         ``settled`` are keys ``run`` claimed whose rows now have an outcome: their claims end in
-        the same transaction, so another run never sees neither the claim nor the entry."""
+        the same transaction, so another run always sees the claim or the entry."""
         ...
 
     def start_run(self, destination: int, run: int, results: str) -> None:
