@@ -71,6 +71,22 @@ def test_any_limit_of_any_shape(case: tuple[tuple[str, float | None], float],
     holds(*case, seed)
 
 
+@pytest.mark.parametrize(("shape", "limit", "seed"), [
+    (("token-bucket", 10.0), 45.3, 23947),
+    (("token-bucket", 10.0), 66.5, 3737),
+    (("token-bucket", 10.0), 63.1, 61233),
+])
+def test_a_too_low_first_estimate_is_left_behind(shape: tuple[str, float | None], limit: float,
+                                                 seed: int) -> None:
+    """Examples the property search found: the rate sat at a third of the limit for 12 s.
+
+    The first 429's pause counted as calm, so the rate rose the moment sending resumed; the
+    429s of the resumed burst then did not count, every worker ended up waiting out a
+    Retry-After, and the limit measured from the clump they came back in was far too low.
+    """
+    holds(shape, limit, seed)
+
+
 @pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(limits(), st.integers(0, 2**16))
@@ -107,6 +123,28 @@ def test_the_first_429_pauses_everyone_for_retry_after_then_paces() -> None:
     slot = control.reserve(0.03)
     assert slot == pytest.approx(1.02)
     assert control.reserve(0.03) > slot, "requests leave one by one after a 429, not in a burst"
+
+
+def test_a_pause_is_not_calm_so_the_rate_rises_only_after_sending_resumes() -> None:
+    control = RateControl()
+    for _ in range(16):
+        assert control.admits(control.reserve(0.0), 0.0)
+    for _ in range(10):
+        control.accepted(0.01, 0.0)
+    control.throttled(0.012, 0.0, retry_after=1.0)
+    first, now = control.rate, 0.012
+    assert first is not None
+
+    def send_until(end: float) -> None:
+        nonlocal now
+        while now < end:
+            now = control.reserve(now)
+            assert control.admits(now, now)
+            control.accepted(now + 0.001, now)
+    send_until(1.4)
+    assert control.rate == first, "the Retry-After pause was not a calm interval"
+    send_until(1.6)
+    assert control.rate is not None and control.rate > first, "half a second of calm sending"
 
 
 def steady_at(rate: float, seconds: float = 3.0) -> RateControl:

@@ -23,14 +23,15 @@ it), and the rate starts from what the server *accepted* over the last second. F
   at least ``decrease_gap`` after it (the requests in flight knew nothing of it), and when
   at least ``min_refused`` and more than ``tolerated`` of the last second's answers were
   429s: isolated 429s come from jitter and stalls.
-- **Probe.** After a calm interval (no 429 beyond stray ones) with the workers using it, the rate
-  first jumps back to ``backoff`` times the estimate, then climbs multiplicatively, each step
-  twice the last (``first_step`` doubling to ``max_step``), so a low first estimate is left
-  behind in seconds. Once the estimate is *confirmed* (measured a couple of windows after the
-  first 429, or given by ``--rate-limit``), the calm interval is a whole window (a fixed
-  window shows an overshoot only at its end), the rate stops at ``hold_at`` of the estimate
-  for ``hold_for`` seconds and probes above it only in small steps (``confirmed_max_step``):
-  every overshoot costs 429s, and each refused row waits out its Retry-After.
+- **Probe.** After a calm interval (sending, not paused, no 429 beyond stray ones) with the
+  workers using it, the rate first jumps back to ``backoff`` times the estimate, then climbs
+  multiplicatively, each step twice the last (``first_step`` doubling to ``max_step``), so a
+  low first estimate is left behind in seconds. Once the estimate is *confirmed* (measured a
+  couple of windows after the first 429, or given by ``--rate-limit``), the calm interval is
+  a whole window (a fixed window shows an overshoot only at its end), the rate stops at
+  ``hold_at`` of the estimate for ``hold_for`` seconds and probes above it only in small
+  steps (``confirmed_max_step``): every overshoot costs 429s, and each refused row waits out
+  its Retry-After.
 
 The rules live in :class:`RateControl`, which is told the time rather than reading a clock, so
 tests drive it through simulated servers deterministically (``tests/throttle_sim.py``).
@@ -200,9 +201,8 @@ class RateControl:
         stray 429s of a jittery network must not keep the rate from climbing back.
         """
         self._answered(now, True)
-        calm = now - max(self._changed_at, self._last_refused)
         if (self.adaptive and self.rate is not None and self._busy(now)
-                and calm >= self.policy.probe_interval(self._confirmed)):
+                and self._calm(now) >= self.policy.probe_interval(self._confirmed)):
             self._raise(now)
 
     def throttled(self, now: float, sent: float, retry_after: float | None = None) -> None:
@@ -246,6 +246,18 @@ class RateControl:
     @property
     def _confirmed(self) -> bool:
         return self.phase is Phase.STEADY
+
+    def _calm(self, now: float) -> float:
+        """Seconds of sending at the current rate without more than stray 429s.
+
+        A pause is not calm: nobody sent during it, so it says nothing about the rate. Counted
+        as calm, the first 429's Retry-After raised the rate the moment sending resumed, at
+        the unmeasured first rate (four times a token bucket's limit, say); the 429s that
+        answered the resumed burst then did not count (sent before that raise), the rate stayed
+        far too high, every worker ended up waiting out a Retry-After, and the limit measured
+        from the clump they came back in was a third of the real one.
+        """
+        return now - max(self._changed_at, self._last_refused, self.paused_until)
 
     def _counts(self, now: float, sent: float) -> bool:
         """A 429 lowers the rate only when it answers the current rate (its request left after
