@@ -205,6 +205,58 @@ def test_date_cells_no_calendar_shows_make_the_row_invalid() -> None:
     assert "cell B5 is formatted as a date but holds 2958466" in flagged[5].message
 
 
+@pytest.mark.parametrize("suffix", ["xlsx", "xls"])
+def test_xlsx_and_xls_report_the_same_date_serials_no_calendar_shows(suffix: str) -> None:
+    """An Excel user's cells formatted yyyy-mm-dd (specs/sheets.json, date-serials) saved by
+    LibreOffice: 0, 2958466, 3000000, -1 and 0.5 would be sent as 00:00:00 or a bare serial;
+    a time of day (C2, formatted hh:mm:ss) is not a date."""
+    table = open_table(SHEETS / f"date-serials.{suffix}", ReadOptions())
+    flagged = {}
+    for batch in table.batches():
+        for (index, column), problem in batch.cell_problems.items():
+            flagged[(batch.rows[index], column)] = problem.message
+    assert sorted(flagged) == [(2, 1), (5, 1), (6, 1), (7, 1), (8, 1)]
+    assert flagged[(7, 1)].startswith("cell B7 is formatted as a date but holds -1, which is")
+    assert "holds 0.5," in flagged[(8, 1)]
+
+
+def test_xls_date_serials_no_calendar_shows_are_not_sent(cli, sandbox, tmp_path: Path) -> None:
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("version: 1\ncustom_fields: [signup_date]\nfields:\n"
+                       "  first_name: First Name\n  signup_date: Joined\n", encoding="utf-8")
+    result = cli("run", SHEETS / "date-serials.xls", "--mapping", mapping, "--api-url",
+                 sandbox.url, "--results", tmp_path / "r.csv")
+    assert result.code == 0, result.err
+    assert sorted((r["first_name"], r["signup_date"]) for r in sandbox.store.records()) == [
+        ("Bob", "2023-03-15"), ("Cid", "9999-12-31")]
+    assert [r["error_code"] for r in read_results(tmp_path / "r.csv")] == [
+        "not-a-date", "", "", "not-a-date", "not-a-date", "not-a-date", "not-a-date"]
+
+
+def test_an_xls_in_the_1904_date_system_has_a_date_at_serial_0() -> None:
+    """Old Mac workbooks count from 1904-01-01, so 0 is a date and 9999-12-31 is 2957003."""
+    import xlrd
+
+    from importer.readers.xls_cells import _odd_dates
+    from importer.readers.xlsx_cells import CellDetails
+
+    class Sheet:
+        values = (0.0, -1.0, 2957003.0, 2957004.0)
+
+        def cell_xf_index(self, row: int, column: int) -> int:
+            return 7
+
+        def cell_value(self, row: int, column: int) -> float:
+            return self.values[column]
+
+    types = [xlrd.XL_CELL_DATE] * 4
+    for datemode, bad in ((1, {(0, 1): "-1", (0, 3): "2957004"}),
+                          (0, {(0, 0): "0", (0, 1): "-1"})):
+        details = CellDetails()
+        _odd_dates(Sheet(), 0, types, {7}, datemode, details)
+        assert details.bad_dates == bad
+
+
 def test_edge_date_rows_are_not_sent(cli, sandbox, tmp_path: Path) -> None:
     mapping = tmp_path / "m.yaml"
     mapping.write_text("version: 1\ncustom_fields: [signup_date]\nfields:\n  first_name: Name\n"

@@ -1,4 +1,4 @@
-"""What calamine does not tell about XLS cells: zero-padded number formats and formula errors.
+"""What calamine does not tell about XLS cells: zero-padded formats, formula errors, odd dates.
 
 Excel 97-2003 files store a format for every cell, as XLSX does; calamine returns only the
 number, so a ZIP code formatted ``00000`` would be sent as ``2134``. xlrd reads the formats
@@ -7,7 +7,9 @@ workbook globals (formats included) in 0.5 s and the sheet's cells in 1.8 s more
 read for its hidden rows and columns too, so an XLS costs about four times what calamine alone
 would (XLS sheets stop at 65,536 rows, so at most a few seconds). A formula that fails shows
 ``#N/A`` or ``#DIV/0!`` and calamine reads an empty cell; xlrd knows the error's code, so the
-cell is reported as an XLSX one is.
+cell is reported as an XLSX one is. A cell formatted as a date that holds a serial no calendar
+shows (0 or less, Excel's 1900-01-00 or #####; past 9999-12-31, #####) is reported too, as in
+XLSX, rather than sent as calamine reads it (``00:00:00``, or the bare serial).
 """
 
 import io
@@ -16,7 +18,15 @@ from collections.abc import Sequence
 import xlrd
 from xlrd.biffh import XLRDError
 
-from importer.readers.xlsx_cells import CellDetails, padded_pattern
+from importer.readers.xlsx_cells import (
+    FIRST_SERIAL_PAST_9999,
+    CellDetails,
+    padded_pattern,
+    shows_date,
+)
+
+MAC_EPOCH_DAYS = 1462
+"""A workbook in the 1904 date system (old Macs) counts from 1904-01-01: serial 0 is a date."""
 
 __all__ = ["xls_details"]
 
@@ -40,10 +50,13 @@ def xls_details(path: str, sheet: str, content: bytes | None = None) -> CellDeta
 
 def _details(book: xlrd.Book, sheet: str) -> CellDetails:
     styles: dict[int, str] = {}
+    calendar: set[int] = set()
     for index, xf in enumerate(book.xf_list):
         shown = book.format_map.get(xf.format_key)
         if shown is not None and padded_pattern(shown.format_str):
             styles[index] = shown.format_str
+        elif shown is not None and shows_date(shown.format_str):
+            calendar.add(index)
     data = book.sheet_by_name(sheet)
     details = CellDetails()
     details.hidden_rows = {row for row, info in data.rowinfo_map.items() if info.hidden}
@@ -53,6 +66,8 @@ def _details(book: xlrd.Book, sheet: str) -> CellDetails:
         types = data.row_types(row)
         if xlrd.XL_CELL_ERROR in types:
             _errors(data, row, types, details)
+        if xlrd.XL_CELL_DATE in types:
+            _odd_dates(data, row, types, calendar, book.datemode, details)
         if not styles:
             continue
         for column, kind in enumerate(types):
@@ -61,6 +76,20 @@ def _details(book: xlrd.Book, sheet: str) -> CellDetails:
                 if style in styles:
                     details.padded[(row, column)] = styles[style]
     return details
+
+
+def _odd_dates(data: xlrd.sheet.Sheet, row: int, types: Sequence[int], calendar: set[int],
+               datemode: int, details: CellDetails) -> None:
+    """Date cells (a format showing a day or a year) whose serial no calendar shows."""
+    shift = MAC_EPOCH_DAYS if datemode == 1 else 0
+    first = 0 if datemode == 1 else 1
+    for column, kind in enumerate(types):
+        if kind != xlrd.XL_CELL_DATE or data.cell_xf_index(row, column) not in calendar:
+            continue
+        serial = data.cell_value(row, column)
+        if isinstance(serial, float) and not first <= serial < FIRST_SERIAL_PAST_9999 - shift:
+            details.bad_dates[(row, column)] = (str(int(serial)) if serial.is_integer()
+                                                else repr(serial))
 
 
 def _errors(data: xlrd.sheet.Sheet, row: int, types: Sequence[int],

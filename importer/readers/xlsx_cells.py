@@ -141,7 +141,7 @@ def _number_styles(archive: zipfile.ZipFile) -> dict[int, str]:
              for f in root.iter(f"{MAIN}numFmt")}
     padded = {number: code for number, code in codes.items() if _pieces(code) is not None}
     padded.update({number: DATE for number in BUILTIN_DATES})
-    padded.update({number: DATE for number, code in codes.items() if _shows_date(code)})
+    padded.update({number: DATE for number, code in codes.items() if shows_date(code)})
     cell_xfs = root.find(f"{MAIN}cellXfs")
     if cell_xfs is None:
         return {}
@@ -149,7 +149,7 @@ def _number_styles(archive: zipfile.ZipFile) -> dict[int, str]:
     return {index: padded[number] for index, number in enumerate(styles) if number in padded}
 
 
-def _shows_date(code: str) -> bool:
+def shows_date(code: str) -> bool:
     """A format with a day or year in it (``m`` alone may be minutes)."""
     bare = re.sub(r'"[^"]*"|\\.|\[[^\]]*\]', "", code).lower()
     return "d" in bare or "y" in bare

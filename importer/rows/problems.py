@@ -71,8 +71,8 @@ class Code(StrEnum):
         "row {row_number} {looks_like}, not a contact, so it was not sent")
     NOT_A_DATE = (
         "not-a-date", Status.INVALID, "Not a date",
-        "an XLSX cell formatted as a date holds a serial no calendar shows: 0 or less (Excel "
-        "shows 1900-01-00) or past 9999-12-31 (Excel shows #####)",
+        "an XLSX or XLS cell formatted as a date holds a serial no calendar shows: 0 or less "
+        "(Excel shows 1900-01-00) or past 9999-12-31 (Excel shows #####)",
         "enter the date, or clear the cell",
         "cell {cell} is formatted as a date but holds {serial}, which is no calendar date "
         "(Excel shows 0 as 1900-01-00 and dates past 9999-12-31 as #####); enter the date or "
