@@ -243,6 +243,36 @@ def test_a_ledger_that_cannot_be_written_stops_the_run(cli, sandbox, tmp_path: P
         in result.out
 
 
+def test_rows_are_claimed_when_their_turn_to_be_sent_comes_not_while_they_wait(
+        make_sandbox, tmp_path: Path, mapping: Path, ledger: str) -> None:
+    """At 2 requests/s and concurrency 8, six keyless rows wait for their turn; a claim says
+    the request may leave at any moment (a kill turns it into "may exist"), so no more rows are
+    claimed at once than the rate lets leave while the API answers (0.2 s here)."""
+    import time
+
+    api = make_sandbox(latency=0.2)
+    export = tmp_path / "e.csv"
+    with export.open("w", encoding="utf-8", newline="") as f:
+        f.write("Customer ID,First Name,Last Name,Email,Zip\n"
+                + "".join(f",Ann{i},Keyless,,\n" for i in range(6)))
+    process = _importer("run", export, "--mapping", mapping, "--api-url", api.url, "--quiet",
+                        "--results", tmp_path / "r.csv", "--concurrency", "8",
+                        "--rate-limit", "2")
+    watcher = open_store(ledger)
+    most = 0
+    try:
+        while process.poll() is None:
+            with watcher._read() as db:  # type: ignore[attr-defined]
+                most = max(most, db.execute("SELECT count(*) FROM ledger_claims").fetchone()[0])
+            time.sleep(0.02)
+    finally:
+        watcher.close()
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, out + err
+    assert len(api.store.records()) == 6
+    assert 1 <= most <= 2, f"{most} rows claimed at once"
+
+
 def test_a_claim_that_fails_once_is_tried_again_and_one_that_keeps_failing_stops_the_run(
         cli, sandbox, tmp_path: Path, mapping: Path, ledger: str,
         monkeypatch: pytest.MonkeyPatch) -> None:

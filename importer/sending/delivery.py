@@ -116,18 +116,20 @@ class Delivery:
         self._lock = threading.Lock()
 
     def deliver(self, row: int, fields: dict[str, str], *, keyed: bool, maybe_sent: bool,
-                on_send: Callable[[], None]) -> Delivered:
+                on_send: Callable[[], None], paced: bool = False) -> Delivered:
         """Send ``fields`` until the API gives a definite answer, or retries run out.
 
         ``maybe_sent`` says an earlier run may already have created this row; ``on_send`` is
         called once, just before the first request leaves, so it can be journaled (it raises
-        when it cannot be, and then nothing is sent).
+        when it cannot be, and then nothing is sent). ``paced``: the caller has waited for the
+        first request's turn (``Throttle.acquire``) already.
         """
         retries = 0
         first = True
         while True:
-            if not self.throttle.acquire(self.stop):
+            if not paced and not self.throttle.acquire(self.stop):
                 return Delivered(self.stopped(row, keyed, maybe_sent))
+            paced = False
             if first:
                 on_send()
                 first = False

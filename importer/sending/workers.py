@@ -6,6 +6,7 @@ up in memory.
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,6 +20,10 @@ from importer.sending.repeats import Decision, Repeats
 
 WAIT_STEP = 0.1
 """Seconds between looks at the stop flag while waiting."""
+CLAIM_IN_TURN = 0.05
+"""A claim answered within this many seconds of the row's turn to be sent keeps that turn;
+one that waited for another run takes a new turn, so rows released together do not leave in
+a burst."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,19 +160,32 @@ class Workers:
 
     def _work(self) -> None:
         while (job := self.queue.get()) is not None:
-            held = self._held_elsewhere(job)
+            paced, held = self._claimed_in_turn(job)
             if held is None:
-                self.settle(job, self._deliver(job), write=True)
+                self.settle(job, self._deliver(job, paced=paced), write=True)
             else:
                 self.settle(job, self._record(job, held, journal=False), write=False)
 
-    def _held_elsewhere(self, job: RowTask) -> Outcome | None:
-        """A keyless row is first claimed (``claim``, the import ledger's): another run may be
-        sending the same row, and then its outcome is this row's, without a request. Like
-        every row the ledger settles, it is not journaled: this run did not send it, and a
-        resumed run asks the ledger again. Nothing that goes wrong escapes this thread."""
+    def _claimed_in_turn(self, job: RowTask) -> tuple[bool, Outcome | None]:
+        """A keyless row is claimed (``claim``, the import ledger's) when its turn to be sent
+        has come, not before: a claim says the request may leave at any moment, and a run
+        killed while holding it leaves the row "may exist". Returns whether the row still has
+        its turn, and the row's outcome when another run created it or is sending it.
+        """
         if self.claim is None or job.keyed or self.stop.is_set():
-            return None
+            return False, None
+        if not self.delivery.throttle.acquire(self.stop):
+            return False, None
+        asked = time.monotonic()
+        held = self._held_elsewhere(job)
+        return held is None and time.monotonic() - asked < CLAIM_IN_TURN, held
+
+    def _held_elsewhere(self, job: RowTask) -> Outcome | None:
+        """The claim's answer: another run may be sending the same row, and then its outcome
+        is this row's, without a request. Like every row the ledger settles, it is not
+        journaled: this run did not send it, and a resumed run asks the ledger again. Nothing
+        that goes wrong escapes this thread."""
+        assert self.claim is not None
         try:
             return self.claim(job)
         except Exception as exc:
@@ -175,14 +193,15 @@ class Workers:
                          f"{exc}); please report this")
             return None
 
-    def _deliver(self, job: RowTask) -> Outcome:
-        """The job's outcome; nothing that goes wrong escapes this thread."""
+    def _deliver(self, job: RowTask, *, paced: bool = False) -> Outcome:
+        """The job's outcome; nothing that goes wrong escapes this thread. ``paced``: its
+        first request's turn has come already."""
         if self.stop.is_set():
             return self._unsent(job)
         try:
             delivered = self.delivery.deliver(
                 job.row, job.fields, keyed=job.keyed, maybe_sent=job.maybe_sent,
-                on_send=lambda: self.journal.sending(job.row))
+                on_send=lambda: self.journal.sending(job.row), paced=paced)
         except JournalError as exc:
             self.on_stop(exc.strerror or str(exc))
             return self._unsent(job)
