@@ -22,7 +22,9 @@ it), and the rate starts from what the server *accepted* over the last second. F
 - **Once per round.** A 429 counts only when its request left after the last change of rate,
   at least ``decrease_gap`` after it (the requests in flight knew nothing of it), and when
   at least ``min_refused`` and more than ``tolerated`` of the last second's answers were
-  429s: isolated 429s come from jitter and stalls.
+  429s: isolated 429s come from jitter and stalls. Nor does it count while the server,
+  within a window of the last change, accepted clearly more than the current rate: its
+  limiter still remembers the rate before (a sliding window for a whole window).
 - **Probe.** After a calm interval (sending, not paused, no 429 beyond stray ones) with the
   workers using it, the rate first jumps back to ``backoff`` times the estimate, then climbs
   multiplicatively, each step twice the last (``first_step`` doubling to ``max_step``), so a
@@ -264,7 +266,15 @@ class RateControl:
         the last change, and not just after it) and refusals are not rare (isolated 429s come
         from jitter and stalls; lowering the rate for each would ratchet it down)."""
         return (sent >= self._changed_at and now - self._changed_at >= self.policy.decrease_gap
-                and self._refusing())
+                and self._refusing() and not self._echoes_an_earlier_rate(now))
+
+    def _echoes_an_earlier_rate(self, now: float) -> bool:
+        """Whether the last window still holds the rate before the last change, and the server
+        accepted clearly more than the current rate in it: its 429s then answer that earlier
+        rate (a sliding window remembers a whole window of it), not the current one."""
+        assert self.rate is not None
+        return (now - self._changed_at < self.policy.window
+                and self.accepted_rate(now) > self.rate * (1.0 + self.policy.significant))
 
     def _refusing(self) -> bool:
         """More than stray refusals: ``min_refused`` 429s, over ``tolerated`` of the answers."""
