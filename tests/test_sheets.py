@@ -233,28 +233,20 @@ def test_xls_date_serials_no_calendar_shows_are_not_sent(cli, sandbox, tmp_path:
         "not-a-date", "", "", "not-a-date", "not-a-date", "not-a-date", "not-a-date"]
 
 
-def test_an_xls_in_the_1904_date_system_has_a_date_at_serial_0() -> None:
-    """Old Mac workbooks count from 1904-01-01, so 0 is a date and 9999-12-31 is 2957003."""
-    import xlrd
-
-    from importer.readers.xls_cells import _odd_dates
-    from importer.readers.xlsx_cells import CellDetails
-
-    class Sheet:
-        values = (0.0, -1.0, 2957003.0, 2957004.0)
-
-        def cell_xf_index(self, row: int, column: int) -> int:
-            return 7
-
-        def cell_value(self, row: int, column: int) -> float:
-            return self.values[column]
-
-    types = [xlrd.XL_CELL_DATE] * 4
-    for datemode, bad in ((1, {(0, 1): "-1", (0, 3): "2957004"}),
-                          (0, {(0, 0): "0", (0, 1): "-1"})):
-        details = CellDetails()
-        _odd_dates(Sheet(), 0, types, {7}, datemode, details)
-        assert details.bad_dates == bad
+def test_an_xls_in_the_1904_date_system_ends_at_its_own_9999_12_31() -> None:
+    """Saved by LibreOffice in the 1904 date system (specs/workbooks.json): 2957003 is
+    9999-12-31 there and is sent; 2957004 is past it. Serials under 1 are 1904-01-01 there,
+    but calamine reads them as times of day (00:00:00), so they are reported too."""
+    table = open_table(SHEETS / "date-serials-1904.xls", ReadOptions())
+    rows = [(cells[0], cells[1], [p.code for (i, _), p in batch.cell_problems.items()
+                                  if i == index])
+            for batch in table.batches() for index, cells in enumerate(batch.cells)]
+    assert rows == [
+        ("Ann", "00:00:00", ["not-a-date"]), ("Bob", "1904-01-02", []),
+        ("Cid", "2021-09-23", []), ("Dee", "9999-12-31", []),
+        ("Eve", "2957004", ["not-a-date"]), ("Fay", "00:00:00", ["not-a-date"]),
+        ("Gus", "12:00:00", ["not-a-date"]),
+    ]
 
 
 def test_edge_date_rows_are_not_sent(cli, sandbox, tmp_path: Path) -> None:

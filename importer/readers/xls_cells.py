@@ -26,7 +26,9 @@ from importer.readers.xlsx_cells import (
 )
 
 MAC_EPOCH_DAYS = 1462
-"""A workbook in the 1904 date system (old Macs) counts from 1904-01-01: serial 0 is a date."""
+"""A workbook in the 1904 date system (old Macs) counts from 1904-01-01, so its dates end at
+9999-12-31 = 2957003. Its serials under 1 are dates too, but calamine reads them as times of
+day, so they are reported like the 1900 system's."""
 
 __all__ = ["xls_details"]
 
@@ -82,12 +84,11 @@ def _odd_dates(data: xlrd.sheet.Sheet, row: int, types: Sequence[int], calendar:
                datemode: int, details: CellDetails) -> None:
     """Date cells (a format showing a day or a year) whose serial no calendar shows."""
     shift = MAC_EPOCH_DAYS if datemode == 1 else 0
-    first = 0 if datemode == 1 else 1
     for column, kind in enumerate(types):
         if kind != xlrd.XL_CELL_DATE or data.cell_xf_index(row, column) not in calendar:
             continue
         serial = data.cell_value(row, column)
-        if isinstance(serial, float) and not first <= serial < FIRST_SERIAL_PAST_9999 - shift:
+        if isinstance(serial, float) and not 1 <= serial < FIRST_SERIAL_PAST_9999 - shift:
             details.bad_dates[(row, column)] = (str(int(serial)) if serial.is_integer()
                                                 else repr(serial))
 
