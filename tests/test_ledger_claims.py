@@ -233,10 +233,12 @@ class ClaimsModel(RuleBasedStateMachine):
 
 
 @pytest.mark.parametrize("examples", [30, pytest.param(400, marks=pytest.mark.slow)])
-def test_claims_model(opener, examples: int) -> None:
-    """A fast search in every run; ``pytest -m slow tests/test_ledger_claims.py`` searches
-    longer."""
+def test_claims_model(opener, examples: int, request: pytest.FixtureRequest) -> None:
+    """A fast search in every run (fewer examples on PostgreSQL, whose connections cost more;
+    the model is the same); ``pytest -m slow tests/test_ledger_claims.py`` searches longer."""
     ClaimsModel.opener = staticmethod(opener)  # type: ignore[assignment]
+    if request.node.callspec.params["opener"] == "postgres" and examples == 30:
+        examples = 12
     ClaimsModel.TestCase.settings = settings(
         max_examples=examples, stateful_step_count=25, deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
