@@ -239,8 +239,9 @@ def test_a_ledger_that_cannot_be_written_stops_the_run(cli, sandbox, tmp_path: P
     write_export(export, range(5))
     result = run(cli, export, mapping, sandbox, "a.csv")
     assert result.code == 3
-    assert "STOPPED: cannot write the ledger: ledger test: disk I/O error; rerun with --resume" \
-        in result.out
+    assert ("STOPPED: cannot write the ledger: ledger test: disk I/O error (the journal holds "
+            "every outcome, and resuming hands them to the ledger); rerun with --resume to "
+            "continue") in result.out
 
 
 def test_rows_are_claimed_when_their_turn_to_be_sent_comes_not_while_they_wait(

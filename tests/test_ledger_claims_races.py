@@ -329,5 +329,100 @@ def test_a_run_taken_for_dead_stops_at_once_and_a_writer_bug_stops_the_run(
     second.close()
     second.store.close()
     assert errors == ["internal error while writing the ledger (ZeroDivisionError: division by "
-                      "zero); rerun with --resume, and please report this"]
+                      "zero); please report this"]
     store.close()
+
+
+def test_a_ledger_locked_by_another_session_stops_the_run_instead_of_hanging(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """R4-1: a SQLite ledger held by a shell left in a transaction (or a backup). A claim that
+    waited out the busy timeout is not tried again, and closing the run does not wait for the
+    ledger once more: the run stops in one line, and its lock ends with the process."""
+    import sqlite3
+
+    from importer.ledger import ledger as ledger_module
+    from importer.ledger import sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "BUSY_TIMEOUT", 0.3)
+    monkeypatch.setattr(ledger_module, "SLOW_FAILURE", 0.2)
+    location = tmp_path / "ledger.sqlite3"
+    errors: list[str] = []
+    run = RunLedger(open_store(str(location)), ledger_destination("https://api/contacts", "t"),
+                    "night.csv", consult=True, on_error=errors.append)
+    store = run.store
+    calls: list[str] = []
+    for name in ("claim", "end_run"):
+        real = getattr(store, name)
+        monkeypatch.setattr(store, name, lambda *a, _real=real, _name=name, **k:
+                            calls.append(_name) or _real(*a, **k))
+    holder = sqlite3.connect(location, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        fields = {"first_name": "Fay"}
+        run.check([2], [fields])
+        assert run.claim(2, fields, threading.Event()) is None
+        run.close()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        store.close()
+    assert calls == ["claim"]
+    assert len(errors) == 1 and errors[0].startswith("cannot claim row 2 in the ledger: ")
+    assert "locked" in errors[0]
+
+
+def test_a_postgres_ledger_waits_for_locks_as_long_as_sqlite_does(postgres_url: str) -> None:
+    from importer.ledger.postgres import LOCK_TIMEOUT
+
+    store = open_store(postgres_url)
+    try:
+        with store._read() as db:  # type: ignore[attr-defined]
+            shown = db.execute("SHOW lock_timeout").fetchone()[0]
+    finally:
+        store.close()
+    assert (LOCK_TIMEOUT, shown) == ("60s", "1min")
+
+
+def test_a_missing_lock_file_proves_nothing_the_heartbeat_decides(tmp_path: Path) -> None:
+    """R4-4: a clean-up job removes ledger.sqlite3.runs/; the runs are alive and say so."""
+    import shutil
+
+    location = str(tmp_path / "ledger.sqlite3")
+    first, _ = started(lambda: open_store(location), 1)
+    second, _ = started(lambda: open_store(location), 2)
+    shutil.rmtree(tmp_path / "ledger.sqlite3.runs")
+    try:
+        assert second.alive(1)
+        silence(second, 1)
+        assert not second.alive(1)
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_failed_write_reports_its_cause_not_the_rollback(tmp_path: Path) -> None:
+    """R4-5: SQLite rolls a transaction back itself when its file turns read-only; the error
+    named the ROLLBACK that followed ("no transaction is active") instead of the cause."""
+    import sqlite3
+
+    store = open_store(str(tmp_path / "ledger.sqlite3"))
+    try:
+        with pytest.raises(LedgerError, match="attempt to write a readonly database"), \
+                store._write() as db:  # type: ignore[attr-defined]
+            db.execute("ROLLBACK")
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+    finally:
+        store.close()
+
+
+def test_a_ledger_deleted_under_a_run_stops_it(tmp_path: Path) -> None:
+    """R4-4: the facts a run writes into a deleted ledger file are lost with it."""
+    location = tmp_path / "ledger.sqlite3"
+    store, _ = started(lambda: open_store(str(location)), 1)
+    try:
+        store.beat(1)
+        location.unlink()
+        with pytest.raises(LedgerError, match="the file was deleted or replaced while this run"):
+            store.beat(1)
+    finally:
+        store.close()

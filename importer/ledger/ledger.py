@@ -48,6 +48,10 @@ from importer.rows.problems import Code
 FLUSH_EVERY = 0.2
 WRITE_ATTEMPTS = 4
 RETRY_DELAY = 0.5
+SLOW_FAILURE = 10.0
+"""A ledger call that failed after this many seconds has waited already (for a lock another
+session holds: SQLite's busy timeout, PostgreSQL's lock_timeout): trying again only makes the
+run hang longer before it stops, so it is not retried."""
 CLAIM_POLL = 0.2
 """Seconds between looks at a key another run is sending, until it settles or that run dies."""
 RECORDED_DUPLICATES = frozenset({Code.ALREADY_EXISTS, Code.CREATED_BY_EARLIER_ATTEMPT,
@@ -87,9 +91,9 @@ class LedgerCounts:
                          "unknown) were not sent: check them in the CRM, then rerun with "
                          "--retry-unknown to send those that are missing")
         if self.waited:
-            lines.append(f"{self.waited:,} rows without email, external_id or website_url were "
-                         "being sent by another run at the same moment; this run waited for "
-                         "their outcome instead of sending them a second time")
+            lines.append(f"{self.waited:,} of these rows (without email, external_id or "
+                         "website_url) were being sent by another run at the same moment: this "
+                         "run waited for their outcome instead of sending them too")
         return "; ".join(lines)
 
 
@@ -242,14 +246,14 @@ class RunLedger:
         waited = failures = 0
         met = False
         seen = self._retrying.pop(row, 0)
-        while not stop.is_set():
+        while not (stop.is_set() or self._failed):
+            asked = time.monotonic()
             try:
                 answer = self._claim_once(claim, 0 if met else seen)
             except LedgerError as exc:
                 failures += 1
-                if failures == WRITE_ATTEMPTS or isinstance(exc, TakenForDead):
-                    self._fail(f"cannot claim row {row} in the ledger: {exc}; rerun with "
-                               "--resume once it works again")
+                if not _worth_retrying(exc, time.monotonic() - asked, failures):
+                    self._fail(f"cannot claim row {row} in the ledger: {exc}")
                     return None
                 stop.wait(RETRY_DELAY * 2 ** (failures - 1))
                 continue
@@ -290,8 +294,8 @@ class RunLedger:
         self._closed.set()
         self._writer.join()
         self._flush_now()
-        if self._ended:
-            return
+        if self._ended or self._failed:
+            return  # a broken ledger would only keep the run waiting: the lock ends with it
         self._ended = True
         try:
             self.store.end_run(self.run)
@@ -325,22 +329,29 @@ class RunLedger:
             settled, self._settled = self._settled, []
         if not (batch or settled) or self._failed:
             return
-        for attempt in range(WRITE_ATTEMPTS):
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            asked = time.monotonic()
             try:
                 self.counts.recorded += self.store.record(self.destination, batch, run=self.run,
                                                           settled=settled)
                 return
             except LedgerError as exc:
-                if attempt == WRITE_ATTEMPTS - 1:
-                    self._fail(f"cannot write the ledger: {exc}; rerun with --resume once it "
-                               "works again (the journal holds every outcome, and resuming "
-                               "hands them to the ledger)")
+                if not _worth_retrying(exc, time.monotonic() - asked, attempt):
+                    self._fail(f"cannot write the ledger: {exc} (the journal holds every "
+                               "outcome, and resuming hands them to the ledger)")
                     return
-                time.sleep(RETRY_DELAY * 2**attempt)
+                time.sleep(RETRY_DELAY * 2 ** (attempt - 1))
             except Exception as exc:
                 self._fail(f"internal error while writing the ledger ({type(exc).__name__}: "
-                           f"{exc}); rerun with --resume, and please report this")
+                           f"{exc}); please report this")
                 return
+
+
+def _worth_retrying(exc: LedgerError, took: float, attempts: int) -> bool:
+    """A quick, passing failure (a deadlock the database broke, a dropped connection) is
+    tried again; not one that waited out a lock, nor a run taken for dead, nor the last."""
+    return attempts < WRITE_ATTEMPTS and took < SLOW_FAILURE \
+        and not isinstance(exc, TakenForDead)
 
 
 def _first_key(keys: tuple[str, str, str], printed: str, occurrence: int) -> str:

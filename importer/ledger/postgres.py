@@ -22,6 +22,12 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 
 SCHEMA_LOCK = 7_301_113
 CONNECT_TIMEOUT = 10
+LOCK_TIMEOUT = "60s"
+"""How long a statement waits for a lock another session holds (a table locked by hand, a
+backup) before it fails, as SQLite's busy timeout: a run stops then, instead of hanging."""
+KEEPALIVE_IDLE = 30
+"""Seconds of silence before TCP keepalives start (then 3 probes 10 s apart): a server or
+network that vanishes is noticed in about a minute, not after the system's two hours."""
 
 
 class PostgresStore(SqlStore):
@@ -36,7 +42,10 @@ class PostgresStore(SqlStore):
             raise LedgerError(f"ledger {self.location}: PostgreSQL needs the postgres extra; "
                               "install it with pip install 'routera-import[postgres]'")
         try:
-            self._db = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+            self._db = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT,
+                                       options=f"-c lock_timeout={LOCK_TIMEOUT}", keepalives=1,
+                                       keepalives_idle=KEEPALIVE_IDLE, keepalives_interval=10,
+                                       keepalives_count=3)
         except psycopg.Error as exc:
             raise LedgerError(f"ledger {self.location}: cannot connect ({_reason(exc)}); check "
                               "the URL, the server and the password (in the URL or PGPASSWORD)"

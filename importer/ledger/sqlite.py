@@ -42,9 +42,11 @@ class SqliteStore(SqlStore):
         try:
             _create_private(path)
             self._db = self._opened(path)
+            self._identity = _identity(path)
         except (sqlite3.Error, OSError) as exc:
             raise LedgerError(f"ledger {path}: cannot be opened ({_reason(exc)}); fix the path "
                               "or choose another with --ledger PATH") from exc
+        self._path = path
 
     def _opened(self, path: Path) -> sqlite3.Connection:
         """Connect and set the file up, trying again while another run is doing the same.
@@ -94,7 +96,9 @@ class SqliteStore(SqlStore):
                 yield db
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite may have rolled back itself (a read-only file)
+                    with suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
                 raise
 
     def _array(self, values: Sequence[object]) -> object:
@@ -108,6 +112,20 @@ class SqliteStore(SqlStore):
             os.close(fd)
         self._run_locks.clear()
         super().close()
+
+    def beat(self, run: int) -> None:
+        """Also checks the file is still the one opened: a ledger deleted or replaced under a
+        run (a clean-up job, "reset the state" by hand) would take every fact it writes with
+        it, and the next night would start from an empty ledger."""
+        try:
+            same = _identity(self._path) == self._identity
+        except OSError:
+            same = False
+        if not same:
+            raise LedgerError(f"ledger {self.location}: the file was deleted or replaced while "
+                              "this run used it; restore it (or resume every results file of "
+                              "the nights it held, which hands their outcomes to a new one)")
+        super().beat(run)
 
     def _run_lock(self, run: int) -> Path:
         return self._runs / f"{run:016x}.lock"
@@ -131,10 +149,10 @@ class SqliteStore(SqlStore):
         self._run_locks[run] = fd
 
     def _holds_run_lock(self, run: int) -> bool | None:
+        """A run's lock file outlives a killed run (only its lock ends), so a missing file says
+        nothing (a clean-up job may have removed the folder): the heartbeat decides then."""
         try:
             fd = os.open(self._run_lock(run), os.O_RDWR | NOFOLLOW)
-        except FileNotFoundError:
-            return False
         except OSError:
             return None
         lock, unlock = descriptor_locks()
@@ -186,6 +204,11 @@ def _create_private(path: Path) -> None:
         path.parent.mkdir(parents=True, mode=0o700)
     if not path.exists():
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    found = path.stat()
+    return found.st_dev, found.st_ino
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:

@@ -336,7 +336,7 @@ class _Run:
         except LedgerError as exc:
             if not sink.sent_any:
                 raise
-            self._request_stop(f"{exc}; rerun with --resume once the ledger works again")
+            self._request_stop(f"{exc}; fix the ledger first")
         except OSError as exc:
             self._request_stop(f"cannot write the results {self.summary.results} "
                                f"({exc.strerror or exc})")
