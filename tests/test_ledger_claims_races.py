@@ -426,3 +426,13 @@ def test_a_ledger_deleted_under_a_run_stops_it(tmp_path: Path) -> None:
             store.beat(1)
     finally:
         store.close()
+
+
+def test_a_ledger_given_up_fails_every_later_call_at_once(opener: Opener) -> None:
+    """R4-1: after one call waited out another session's lock and the run gave the ledger up,
+    the calls queued behind the connection (other workers' claims, the writer) must not each
+    wait out the same lock again."""
+    store, dest = started(opener, 1)
+    store.abandon("ledger test: database is locked")
+    with pytest.raises(LedgerError, match=r"given up \(ledger test: database is locked\)"):
+        store.lookup(dest, ["email:ada@example.com"])

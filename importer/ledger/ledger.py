@@ -319,8 +319,10 @@ class RunLedger:
             self._fail(f"cannot write the ledger: {exc}")
 
     def _fail(self, message: str) -> None:
+        """The ledger failed for good: stop the run, and let no other call wait for it."""
         if not self._failed:
             self._failed = message
+            self.store.abandon(message)
             self.on_error(message)
 
     def _flush_now(self) -> None:

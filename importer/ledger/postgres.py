@@ -7,7 +7,7 @@ run's threads under a lock. The URL's password never appears in a message.
 """
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -60,7 +60,7 @@ class PostgresStore(SqlStore):
                                   "routera-import; use another database or schema")
 
     def _read(self) -> "_Transaction":
-        return _Transaction(self._lock, self._db, self.location)
+        return _Transaction(self._lock, self._db, self.location, self._usable)
 
     _write = _read
     """Every method is one transaction already: writing needs nothing more."""
@@ -92,15 +92,18 @@ class PostgresStore(SqlStore):
 class _Transaction:
     """One transaction under the connection lock; database errors become ``LedgerError``."""
 
-    def __init__(self, lock: threading.Lock, db: Any, location: str) -> None:
+    def __init__(self, lock: threading.Lock, db: Any, location: str,
+                 usable: Callable[[], None]) -> None:
         self._lock = lock
         self._db = db
         self._location = location
+        self._usable = usable
         self._inner: Any = None
 
     def __enter__(self) -> Any:
         self._lock.acquire()
         try:
+            self._usable()
             self._inner = self._db.transaction()
             self._inner.__enter__()
         except BaseException as exc:

@@ -29,6 +29,7 @@ from importer.ledger.store import (
     DestinationInfo,
     Entry,
     Found,
+    LedgerError,
     RunInfo,
     Selection,
     TakenForDead,
@@ -209,6 +210,18 @@ class SqlStore(ABC):
     _lock: threading.Lock
     """Serialises this process's threads on the one connection."""
     _db: Any
+    abandoned = ""
+    """Why the run gave the ledger up (``abandon``); every call then fails at once."""
+
+    def abandon(self, reason: str) -> None:
+        """The run stops because the ledger failed: the calls queued behind the connection
+        lock fail at once instead of each waiting out the same lock (60 s apiece)."""
+        self.abandoned = reason
+
+    def _usable(self) -> None:
+        """Called with the connection lock held, before any statement."""
+        if self.abandoned:
+            raise LedgerError(f"ledger {self.location}: given up ({self.abandoned})")
 
     @abstractmethod
     def _read(self) -> AbstractContextManager[Any]:

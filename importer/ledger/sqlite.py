@@ -14,7 +14,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -84,7 +84,7 @@ class SqliteStore(SqlStore):
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
-        with _Guard(self._lock, self.location):
+        with _Guard(self._lock, self.location, self._usable):
             yield self._db
 
     @contextmanager
@@ -184,12 +184,18 @@ class _Guard:
     """Serialises this process's use of the connection and turns SQLite errors into
     ``LedgerError`` (one line naming the file)."""
 
-    def __init__(self, lock: threading.Lock, location: str) -> None:
+    def __init__(self, lock: threading.Lock, location: str, usable: Callable[[], None]) -> None:
         self._lock = lock
         self._location = location
+        self._usable = usable
 
     def __enter__(self) -> None:
         self._lock.acquire()
+        try:
+            self._usable()
+        except BaseException:
+            self._lock.release()
+            raise
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: object) -> None:

@@ -249,6 +249,10 @@ class LedgerStore(Protocol):
         reaped yet (their claims count as outcome unknown once a run reaps them)."""
         ...
 
+    def abandon(self, reason: str) -> None:
+        """Make every later call fail at once (the run stops because the ledger failed)."""
+        ...
+
     def destinations(self) -> list[DestinationInfo]:
         ...
 
