@@ -123,8 +123,9 @@ class SqliteStore(SqlStore):
             same = False
         if not same:
             raise LedgerError(f"ledger {self.location}: the file was deleted or replaced while "
-                              "this run used it; restore it (or resume every results file of "
-                              "the nights it held, which hands their outcomes to a new one)")
+                              "this run used it; restore it, or resume the results files of "
+                              "the nights it held one after another (each hands its outcomes to "
+                              "the new ledger) before any other run")
         super().beat(run)
 
     def _run_lock(self, run: int) -> Path:
