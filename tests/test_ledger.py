@@ -274,6 +274,26 @@ def test_rows_are_claimed_when_their_turn_to_be_sent_comes_not_while_they_wait(
     assert 1 <= most <= 2, f"{most} rows claimed at once"
 
 
+def test_results_written_with_one_ledger_are_not_resumed_with_another(
+        cli, sandbox, tmp_path: Path, mapping: Path, ledger: str) -> None:
+    """R4-7: a resume keeps the rows its earlier run found in the ledger by asking the ledger
+    again; another one (a different --ledger, one deleted and created anew) does not know them,
+    so the keyless ones would be created twice. It is refused; --force resumes anyway."""
+    export = tmp_path / "e.csv"
+    write_export(export, range(10))
+    assert run(cli, export, mapping, sandbox, "first.csv").code == 0
+    assert run(cli, export, mapping, sandbox, "a.csv").code == 0
+    before = sent(sandbox)
+    other = tmp_path / "other.sqlite3"
+    refused = run(cli, export, mapping, sandbox, "a.csv", "--resume", "--ledger", other)
+    assert refused.code == 2 and sent(sandbox) == before
+    assert refused.err.count("\n") == 1 and "was written with the import ledger" in refused.err
+    assert run(cli, export, mapping, sandbox, "a.csv", "--resume").code == 0
+    assert sent(sandbox) == before
+    forced = run(cli, export, mapping, sandbox, "a.csv", "--resume", "--force", "--ledger", other)
+    assert forced.code == 0
+
+
 def test_a_claim_that_fails_once_is_tried_again_and_one_that_keeps_failing_stops_the_run(
         cli, sandbox, tmp_path: Path, mapping: Path, ledger: str,
         monkeypatch: pytest.MonkeyPatch) -> None:

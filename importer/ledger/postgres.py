@@ -52,7 +52,7 @@ class PostgresStore(SqlStore):
                               ) from exc
         with self._read() as db:
             db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
-            db.execute(self.sql.schema)
+            db.execute(self.sql.create())
             row = db.execute(SCHEMA_VERSION_QUERY).fetchone()
             if row is None or row[0] != str(SCHEMA_VERSION):
                 raise LedgerError(f"ledger {self.location}: schema version {row and row[0]}, not "

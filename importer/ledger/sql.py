@@ -10,6 +10,7 @@ what is its database's own: connecting, locking and transactions, pragmas, the l
 
 import json
 import os
+import secrets
 import socket
 import threading
 from abc import ABC, abstractmethod
@@ -47,6 +48,7 @@ RENEW_UNKNOWN = f"WHERE excluded.answer <> '{UNKNOWN}' OR ledger_keys.answer = '
 """When an entry that replaces (``Entry.replaces``) takes a key over: a 201 always; a fresh
 outcome-unknown only from another outcome-unknown, as a new fact (nothing downgrades)."""
 SCHEMA_VERSION_QUERY = "SELECT value FROM ledger_meta WHERE name = 'schema'"
+LEDGER_ID_QUERY = "SELECT value FROM ledger_meta WHERE name = 'id'"
 DESTINATIONS = (f"SELECT d.number, d.endpoint, d.token_print, (SELECT count(*) FROM "
                 f"ledger_entries AS e WHERE e.destination = d.number AND {HELD}) "
                 "FROM ledger_destinations AS d ORDER BY d.number")
@@ -169,7 +171,12 @@ CREATE TABLE IF NOT EXISTS ledger_claims (
 CREATE INDEX IF NOT EXISTS ledger_claims_run ON ledger_claims (run);
 UPDATE ledger_meta SET value = '{SCHEMA_VERSION}' WHERE name = 'schema' AND value = '2';
 {before} ledger_meta VALUES ('schema', '{SCHEMA_VERSION}'){after};
+{before} ledger_meta VALUES ('id', '{{ledger_id}}'){after};
 """
+
+    def create(self) -> str:
+        """The schema script, naming a ledger it creates with a random id (kept if it exists)."""
+        return self.schema.replace("{ledger_id}", secrets.token_hex(16))
 
     def one_of(self, column: str) -> str:
         """``column`` matched against one list parameter."""
@@ -234,6 +241,13 @@ class SqlStore(ABC):
     @abstractmethod
     def _array(self, values: Sequence[object]) -> object:
         ...
+
+    def identity(self) -> str:
+        """The random id this ledger was given when it was created: a journal written with
+        one ledger is not resumed with another (see ``runs.resume``)."""
+        with self._read() as db:
+            row = db.execute(LEDGER_ID_QUERY).fetchone()
+        return "" if row is None else str(row[0])
 
     def destination_number(self, endpoint: str, token_print: str, digest: str, *,
                            create: bool) -> int | None:

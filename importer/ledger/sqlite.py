@@ -75,7 +75,7 @@ class SqliteStore(SqlStore):
         db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
         db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
         with self._lock:
-            db.executescript(f"BEGIN IMMEDIATE; {self.sql.schema} COMMIT;")
+            db.executescript(f"BEGIN IMMEDIATE; {self.sql.create()} COMMIT;")
         row = db.execute(SCHEMA_VERSION_QUERY).fetchone()
         if row is None or row[0] != str(SCHEMA_VERSION):
             raise sqlite3.DatabaseError(
@@ -123,9 +123,10 @@ class SqliteStore(SqlStore):
             same = False
         if not same:
             raise LedgerError(f"ledger {self.location}: the file was deleted or replaced while "
-                              "this run used it; restore it, or resume the results files of "
-                              "the nights it held one after another (each hands its outcomes to "
-                              "the new ledger) before any other run")
+                              "this run used it; restore it, or, if it is lost, resume the "
+                              "results files of the nights it held with --force one after "
+                              "another (each hands its outcomes to the new ledger) before any "
+                              "other run")
         super().beat(run)
 
     def _run_lock(self, run: int) -> Path:

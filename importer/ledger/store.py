@@ -194,6 +194,10 @@ class LedgerStore(Protocol):
     location: str
     """Where the ledger is, for messages (never a password)."""
 
+    def identity(self) -> str:
+        """The ledger's own random id, given when it was created."""
+        ...
+
     def destination_number(self, endpoint: str, token_print: str, digest: str, *,
                            create: bool) -> int | None:
         """The destination's number, registering it when ``create``; None when unknown."""

@@ -127,6 +127,18 @@ def _prior_from_results(results: Path, journal: Path, fingerprint: dict[str, obj
     return Prior.from_outcomes(fingerprint, outcomes)
 
 
+def _same_ledger(before: dict[str, object], now: dict[str, object], journal: Path) -> None:
+    """A resume keeps the rows its earlier run settled from the ledger only by asking the
+    ledger again: another ledger (a different --ledger, or one deleted and created anew) does
+    not know them, and the keyless ones would be created a second time."""
+    if before.get("ledger") and now.get("ledger") and before["ledger"] != now["ledger"]:
+        raise ResumeError(
+            f"cannot resume: {journal.name} was written with the import ledger "
+            f"{before.get('ledger_at')}, and this run uses another ({now.get('ledger_at')}); "
+            "resume with --ledger pointing at that one, or, if it is lost, pass --force to "
+            "resume anyway (rows that only it knew are then sent again)")
+
+
 def plan_for(prior: Prior | None, fingerprint: dict[str, object], journal: Path, *,
              resume: bool, force: bool, retry_unknown: bool) -> tuple[Plan, str]:
     """The plan for this run, and a note for the summary (empty when nothing to say).
@@ -140,6 +152,8 @@ def plan_for(prior: Prior | None, fingerprint: dict[str, object], journal: Path,
     if prior is None:
         note = "nothing to resume: no earlier run of these results was found" if resume else ""
         return Plan(retry_unknown=retry_unknown), note
+    if resume and not force:
+        _same_ledger(prior.fingerprint, fingerprint, journal)
     changed = [FINGERPRINT_NAMES.get(k, k) for k in FINGERPRINT_NAMES
                if prior.fingerprint.get(k) != fingerprint.get(k)]
     after_breaker = resume and prior.breaker

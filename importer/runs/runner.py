@@ -362,6 +362,8 @@ class _Run:
             "encoding": self.options.encoding,
             "delimiter": self.options.delimiter,
             "endpoint": self.target.identity,
+            **({"ledger": self.ledger.store.identity(), "ledger_at": self.ledger.store.location}
+               if self.ledger else {}),
         }
 
     def _sink(self, plan: Plan, journal: Journal | None, session: requests.Session | None
