@@ -23,6 +23,7 @@ from importer.ledger.store import (
     STALE_AFTER,
     UNKNOWN,
     Claim,
+    ClaimAnswer,
     Entry,
     LedgerError,
     LedgerStore,
@@ -436,3 +437,14 @@ def test_a_ledger_given_up_fails_every_later_call_at_once(opener: Opener) -> Non
     store.abandon("ledger test: database is locked")
     with pytest.raises(LedgerError, match=r"given up \(ledger test: database is locked\)"):
         store.lookup(dest, ["email:ada@example.com"])
+
+
+def test_a_claim_asked_after_the_stop_takes_nothing(opener: Opener) -> None:
+    """R4-1 with SIGTERM: the claims queued behind a connection that waits for a locked ledger
+    must not each wait out the lock once the run is told to stop."""
+    store, dest = started(opener, 1)
+    stop = threading.Event()
+    stop.set()
+    _, claim = keyless("Gus")
+    assert store.claim(dest, 1, claim, take_over_unknown=0, stop=stop) == ClaimAnswer()
+    assert store.claim(dest, 1, claim, take_over_unknown=0).claimed

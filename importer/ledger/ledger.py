@@ -249,7 +249,7 @@ class RunLedger:
         while not (stop.is_set() or self._failed):
             asked = time.monotonic()
             try:
-                answer = self._claim_once(claim, 0 if met else seen)
+                answer = self._claim_once(claim, 0 if met else seen, stop)
             except LedgerError as exc:
                 failures += 1
                 if not _worth_retrying(exc, time.monotonic() - asked, failures):
@@ -266,11 +266,12 @@ class RunLedger:
             stop.wait(CLAIM_POLL if answer.holder is not None else 0)
         return None
 
-    def _claim_once(self, claim: Claim, take_over_unknown: int) -> ClaimAnswer:
+    def _claim_once(self, claim: Claim, take_over_unknown: int,
+                    stop: threading.Event) -> ClaimAnswer:
         """One attempt; a claim held by a dead run is reaped at once, so the caller tries
         again without waiting (and then finds the row outcome-unknown)."""
         answer = self.store.claim(self.destination, self.run, claim,
-                                  take_over_unknown=take_over_unknown)
+                                  take_over_unknown=take_over_unknown, stop=stop)
         if answer.claimed:
             with self._lock:
                 self._claimed[claim.row] = claim.key

@@ -219,6 +219,8 @@ class SqlStore(ABC):
     _db: Any
     abandoned = ""
     """Why the run gave the ledger up (``abandon``); every call then fails at once."""
+    _waiting = threading.local()
+    """The stop flag of the claim this thread is making, if any."""
 
     def abandon(self, reason: str) -> None:
         """The run stops because the ledger failed: the calls queued behind the connection
@@ -229,6 +231,10 @@ class SqlStore(ABC):
         """Called with the connection lock held, before any statement."""
         if self.abandoned:
             raise LedgerError(f"ledger {self.location}: given up ({self.abandoned})")
+        stop = getattr(self._waiting, "stop", None)
+        if stop is not None and stop.is_set():
+            raise _Stopping
+
 
     @abstractmethod
     def _read(self) -> AbstractContextManager[Any]:
@@ -334,13 +340,25 @@ class SqlStore(ABC):
         with self._write() as db:
             db.execute(self.sql.beat, (run,))
 
-    def claim(self, destination: int, run: int, claim: Claim, *,
-              take_over_unknown: int) -> ClaimAnswer:
+    def claim(self, destination: int, run: int, claim: Claim, *, take_over_unknown: int,
+              stop: threading.Event | None = None) -> ClaimAnswer:
         """Insert the claim first, then look for an entry: a run that settles the key commits
         its entry and drops its claim at once, so one of the two is always seen.
 
         The run's row is read first and held: a run another run took for dead (and reaped)
-        claims nothing more, since nobody would turn that claim into outcome unknown."""
+        claims nothing more, since nobody would turn that claim into outcome unknown. A claim
+        that waited for the connection while the run was told to stop (``stop``) is not taken:
+        it would only wait for the same lock again (nothing claimed: try again)."""
+        self._waiting.stop = stop
+        try:
+            return self._claim(destination, run, claim, take_over_unknown)
+        except _Stopping:
+            return ClaimAnswer()
+        finally:
+            self._waiting.stop = None
+
+    def _claim(self, destination: int, run: int, claim: Claim,
+               take_over_unknown: int) -> ClaimAnswer:
         key = claim.key
         with self._write() as db:
             if db.execute(self.sql.run_row, (run,)).fetchone() is None:
@@ -437,6 +455,10 @@ class SqlStore(ABC):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class _Stopping(Exception):
+    """A claim the run no longer needs (it is stopping), found before any statement."""
 
 
 def _claim(row: Sequence[Any]) -> Claim:

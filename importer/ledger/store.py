@@ -9,6 +9,7 @@ deleted in the CRM) and so replaces it.
 
 import json
 import secrets
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -228,8 +229,8 @@ class LedgerStore(Protocol):
         """The run is alive (for stores whose lock cannot tell across a network split)."""
         ...
 
-    def claim(self, destination: int, run: int, claim: Claim, *,
-              take_over_unknown: int) -> ClaimAnswer:
+    def claim(self, destination: int, run: int, claim: Claim, *, take_over_unknown: int,
+              stop: threading.Event | None = None) -> ClaimAnswer:
         """Claim a keyless row's key for ``run`` in one transaction (see ``Claim``).
 
         ``take_over_unknown`` is the outcome-unknown entry the row may be sent over
