@@ -9,6 +9,7 @@ import pytest
 
 from importer.cli import main
 from importer.sandbox import Faults, Sandbox
+from tests.ledger_stores import opener  # noqa: F401 (a fixture)
 from tests.postgres_server import postgres_server, postgres_url  # noqa: F401 (fixtures)
 
 TOKEN = "test-token-1f2e3d4c5b6a"

@@ -1,13 +1,35 @@
 """Shared checks for every ledger store: the SQLite and the PostgreSQL tests run the same ones."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
+from importer.ledger import open_store
 from importer.ledger.fingerprints import fields_print, key_values
 from importer.ledger.store import CREATED, EXISTING, UNKNOWN, Entry, LedgerStore, Selection
+
+Opener = Callable[[], LedgerStore]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens another connection to one ledger; every store opened is closed at the end."""
+    location = (str(tmp_path / "ledger.sqlite3") if request.param == "sqlite"
+                else request.getfixturevalue("postgres_url"))
+    opened: list[LedgerStore] = []
+
+    def open_one() -> LedgerStore:
+        opened.append(open_store(location))
+        return opened[-1]
+
+    yield open_one
+    for store in opened:
+        store.close()
+
 
 EMAILS = ["ada@example.com", "ADA@example.com", "bob@example.com", ""]
 EXTERNAL = ["x1", "x2", ""]

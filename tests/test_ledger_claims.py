@@ -4,7 +4,6 @@ Each "run" here has its own store (its own connection, as separate processes wou
 dies is a store closed without ``end_run``: its lock ends, as when the process is killed.
 """
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -15,25 +14,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invar
 from importer.ledger import open_store
 from importer.ledger.fingerprints import field_prints, fields_print
 from importer.ledger.store import CREATED, UNKNOWN, Claim, LedgerStore
-from tests.ledger_stores import entry
-
-Opener = Callable[[], LedgerStore]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    """Opens another connection to one ledger; every store opened is closed at the end."""
-    location = (str(tmp_path / "ledger.sqlite3") if request.param == "sqlite"
-                else request.getfixturevalue("postgres_url"))
-    opened: list[LedgerStore] = []
-
-    def open_one() -> LedgerStore:
-        opened.append(open_store(location))
-        return opened[-1]
-
-    yield open_one
-    for store in opened:
-        store.close()
+from tests.ledger_stores import Opener, entry
 
 
 def destination(store: LedgerStore) -> int:

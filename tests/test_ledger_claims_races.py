@@ -8,7 +8,7 @@ reaped, and from then on nothing it claims may let it send a row another run sen
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,26 +32,9 @@ from importer.ledger.store import (
 from importer.rows.outcomes import Outcome
 from importer.rows.problems import Code
 from tests.conftest import PLAIN_MAPPING, read_results
-from tests.ledger_stores import entry
+from tests.ledger_stores import Opener, entry
 
-Opener = Callable[[], LedgerStore]
 WHERE = ledger_destination("https://api.routera.io/contacts", "t")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    """Opens another connection to one ledger; every store opened is closed at the end."""
-    location = (str(tmp_path / "ledger.sqlite3") if request.param == "sqlite"
-                else request.getfixturevalue("postgres_url"))
-    opened: list[LedgerStore] = []
-
-    def open_one() -> LedgerStore:
-        opened.append(open_store(location))
-        return opened[-1]
-
-    yield open_one
-    for store in opened:
-        store.close()
 
 
 def keyless(name: str, row: int = 2) -> tuple[dict[str, str], Claim]:
