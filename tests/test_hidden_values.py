@@ -46,6 +46,21 @@ def test_invisible_character_in_a_key_makes_the_row_invalid(column: str, value: 
     assert records == []
 
 
+def test_text_an_export_lost_makes_the_row_invalid_wherever_it_is(cli, tmp_path: Path) -> None:
+    """LibreOffice saving "Ана Петрова" to a Windows-1252 CSV writes the low byte of each letter:
+    "\x10=0", "\x1f5B@>20". No spreadsheet shows those controls, and the name is already lost;
+    tabs and line breaks inside cells are fine."""
+    rows, records = _run(cli, tmp_path, 'Name,Email,Id,Phone,Zip,Notes\n'
+                         '\x10=0,,,,01001,keyless\n'
+                         'Bea,b@x.io,,,,"two\tcolumns\nand two lines"\n'
+                         'Cy,c@x.io,,,,bell\x07\n')
+    assert [(r["status"], r["error_code"]) for r in rows.values()] == [
+        ("invalid", "control-character"), ("created", ""), ("invalid", "control-character")]
+    assert "first_name '\\x10=0' holds the control character U+0010" in rows[2]["error"]
+    assert "notes 'bell\\x07' holds the control character U+0007" in rows[4]["error"]
+    assert [r["first_name"] for r in records] == ["Bea"]
+
+
 def test_names_keep_the_joiners_their_script_needs(cli, tmp_path: Path) -> None:
     """Persian "Mehrnoosh" with a zero-width non-joiner, Hindi with a zero-width joiner."""
     persian, hindi = "مهر\u200cنوش", "क्\u200dष"

@@ -85,6 +85,15 @@ class Code(StrEnum):
         "{field_name} {value!r} holds an invisible character ({character}) after {before!r}; "
         "it would be stored and never match the value people type, so the row was not sent: "
         "retype the value in the file")
+    CONTROL_CHARACTER = (
+        "control-character", Status.INVALID, "Control character",
+        "a value holds a control character no spreadsheet shows (U+0001 to U+001F other than "
+        "tab and line breaks, U+007F to U+009F): the export lost characters, usually text its "
+        "encoding cannot hold (Cyrillic saved as Windows-1252)",
+        "export the file again as UTF-8 (or fix the value in the file)",
+        "{field_name} {value!r} holds the control character {character}, which no spreadsheet "
+        "shows: the export lost characters (text its encoding cannot hold?), so the row was not "
+        "sent; export the file again as UTF-8")
     NUMBER_MANGLED = (
         "number-mangled", Status.INVALID, "Number mangled",
         "a phone or id shows scientific notation (`4.47701E+11`): a spreadsheet rounded it "
